@@ -1,0 +1,516 @@
+"""The FastAPI app of `digitlens serve`: the page, the HTTP API and the WebSocket stream.
+
+One `Recognizer` is loaded in `lifespan` and shared. Decoding and reading are CPU-bound, so they run
+on a thread pool with one worker per core, never on the event loop; a `ConcurrencyGate` admits a
+bounded number of jobs (503 past it, with Retry-After) and every job has a time limit (504). A job
+that timed out keeps its slot until its thread really finishes, so overload cannot pile up work.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Literal, TypeVar
+
+import cv2
+import numpy as np
+from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, Field
+from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from digitlens import __version__
+from digitlens.imageio import ImageError, ImageLimits, decode_image, header_size, sniff_format
+from digitlens.normalise import normalise_mask
+from digitlens.reading import Reading
+from digitlens.server.limits import ApiError, ConcurrencyGate, ServeConfig, TokenBucket
+
+log = logging.getLogger("digitlens.server")
+STATIC_DIR = Path(__file__).parent / "static"
+CROP = 28  # MNIST crop side, the classifier's input
+
+# The page loads only its own files; camera frames go out over a same-origin WebSocket.
+SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'self'; img-src 'self' data: blob:; media-src 'self' blob: mediastream:; "
+                               "connect-src 'self' ws: wss:; style-src 'self'; script-src 'self'; object-src 'none'; "
+                               "base-uri 'none'; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+
+# WebSocket close codes (RFC 6455 section 7.4.1)
+WS_POLICY_VIOLATION = 1008
+WS_TOO_BIG = 1009
+
+T = TypeVar("T")
+
+
+# ---------------------------------------------------------------- request and response models (OpenAPI)
+
+class ClassifyRequest(BaseModel):
+    """A batch of 28x28 crops in MNIST's convention: white ink on black, centred by mass.
+
+    Give exactly one of `crops` (nested lists, N x 28 x 28) or `crops_base64` (N*784 bytes, row-major uint8).
+    """
+    crops: list[list[list[float]]] | None = Field(None, description="N crops of 28 rows of 28 values")
+    crops_base64: str | None = Field(None, description="base64 of N*784 uint8 pixels, crop after crop, row-major")
+    scale: Literal["uint8", "unit"] = Field("uint8", description="'uint8': values 0..255; 'unit': values 0..1")
+
+
+class ClassifyResponse(BaseModel):
+    classes: list[str] = Field(description="the model's classes: ten digits first, then any reject class")
+    predictions: list[str] = Field(description="the most likely class of each crop")
+    confidences: list[float] = Field(description="the probability of that class")
+    probabilities: list[list[float]] = Field(description="N x len(classes) probabilities")
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="one-line message saying what was wrong")
+    code: str = Field(description="a stable machine-readable name: too_large, unsupported_format, busy, ...")
+    status: int
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorBody, "description": d} for s, d in (
+        (400, "malformed request"), (413, "body, image or batch over its limit"),
+        (415, "image format outside the allow-list"), (422, "undecodable image or invalid data"),
+        (503, "too many requests in flight; retry after Retry-After seconds"), (504, "over the time limit"))}
+
+READ_BODY_DOC = {
+    "requestBody": {
+        "required": True,
+        "description": "An image: multipart/form-data with a file field `file`, or the raw image bytes.",
+        "content": {
+            "multipart/form-data": {"schema": {"type": "object", "required": ["file"],
+                                               "properties": {"file": {"type": "string", "format": "binary"}}}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+        },
+    },
+    "responses": {"200": {"description": "the reading: the JSON of `digitlens read --json` without `path`",
+                          "content": {"application/json": {"example": {
+                              "width": 640, "height": 480,
+                              "numbers": [{"text": "42", "confidence": 0.98, "box": [100, 80, 120, 90], "digits": [0, 1]}],
+                              "digits": [{"digit": 4, "confidence": 0.99, "box": [100, 80, 55, 90],
+                                          "top3": [[4, 0.99], [9, 0.006], [1, 0.002]]},
+                                         {"digit": 2, "confidence": 0.99, "box": [165, 82, 55, 88],
+                                          "top3": [[2, 0.99], [3, 0.005], [7, 0.002]]}],
+                              "elapsed_ms": 12.3}}}}},
+}
+
+
+# ---------------------------------------------------------------- pure helpers (worker threads)
+
+def check_image(data: bytes, name: str, cfg: ServeConfig, max_pixels: int | None = None) -> str:
+    """The image's format, after the checks that have their own status: size 413, format 415, pixels 413."""
+    max_pixels = cfg.max_pixels if max_pixels is None else max_pixels
+    if len(data) > cfg.max_upload_bytes:
+        raise ApiError(413, "too_large", f"{name}: {len(data):,} bytes is over the limit of "
+                       f"{cfg.max_upload_bytes:,} bytes (--max-upload-mb)")
+    if not data:
+        raise ApiError(400, "empty", f"{name}: no image data (empty body or file)")
+    fmt = sniff_format(data)
+    if fmt is None or fmt not in cfg.formats:
+        what = "not an image format this server knows" if fmt is None else f"{fmt} images are not allowed here"
+        raise ApiError(415, "unsupported_format", f"{name}: {what}; allowed: {', '.join(cfg.formats)}")
+    try:
+        width, height = header_size(data, fmt)
+    except ValueError as e:
+        raise ApiError(422, "undecodable", f"{name}: not a readable {fmt} image: {e}") from None
+    if width * height > max_pixels:
+        raise ApiError(413, "too_many_pixels", f"{name}: {width}x{height} = {width * height:,} pixels is over the "
+                       f"limit of {max_pixels:,} pixels (--max-megapixels)")
+    return fmt
+
+
+def decode_checked(data: bytes, name: str, cfg: ServeConfig, max_pixels: int | None = None) -> np.ndarray:
+    """Untrusted bytes -> BGR uint8, or an ApiError with the status that fits what was wrong."""
+    check_image(data, name, cfg, max_pixels)
+    limits = ImageLimits(max_bytes=cfg.max_upload_bytes, max_pixels=cfg.max_pixels if max_pixels is None else max_pixels,
+                         formats=frozenset(cfg.formats))
+    try:
+        return decode_image(data, name, limits)
+    except ImageError as e:
+        raise ApiError(422, "undecodable", str(e)) from None
+
+
+def digit_crops(image: np.ndarray, reading: Reading) -> np.ndarray:
+    """(N, 28, 28) MNIST-style crops of the reading's digit boxes, ink found by Otsu inside each box.
+
+    Used only for the page's bar charts (`?probabilities=true`), which need all ten probabilities while a
+    Reading keeps the top three. Ink is the minority side of the threshold (dark on paper, light on boards).
+    """
+    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
+    crops = np.zeros((len(reading.digits), CROP, CROP), np.uint8)
+    for i, d in enumerate(reading.digits):
+        x, y, w, h = d.box
+        patch = grey[max(y, 0):y + h, max(x, 0):x + w]
+        if patch.size == 0:
+            continue
+        _, mask = cv2.threshold(patch, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+        if np.count_nonzero(mask) > mask.size / 2:
+            mask = 255 - mask
+        crops[i] = normalise_mask(mask)
+    return crops
+
+
+@dataclass
+class _PassThroughTracker:
+    """Stands in for digitlens.video.Tracker where that module is missing: readings pass unchanged."""
+
+    def update(self, reading: Reading, t: float) -> Reading:
+        return reading
+
+
+def make_tracker() -> Any:
+    try:
+        from digitlens.video import Tracker
+    except ImportError:  # the live helper's module is not there yet
+        log.warning("digitlens.video.Tracker not available; /api/stream sends unsmoothed readings")
+        return _PassThroughTracker()
+    return Tracker()
+
+
+# ---------------------------------------------------------------- the app
+
+class Engine:
+    """The loaded model, the worker threads and the gate: everything `lifespan` sets up."""
+
+    def __init__(self, cfg: ServeConfig, recognizer: Any, model_path: Path | None):
+        self.cfg = cfg
+        self.recognizer = recognizer
+        self.model_path = model_path
+        self.executor = ThreadPoolExecutor(cfg.workers, thread_name_prefix="digitlens-read")
+        self.gate = ConcurrencyGate(cfg.max_inflight)
+        self.ready = False
+        self.started = time.time()
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """fn(*args) on a worker thread, admitted by the gate (else 503) and bounded in time (else 504)."""
+        if not self.gate.try_enter():
+            raise ApiError(503, "busy", f"server busy: {self.cfg.max_inflight} requests in flight "
+                           f"(--max-inflight); retry in {self.cfg.retry_after_s} s",
+                           headers={"Retry-After": str(self.cfg.retry_after_s)})
+        try:
+            job = self.executor.submit(fn, *args)
+        except BaseException:
+            self.gate.leave()
+            raise
+        job.add_done_callback(lambda _: self.gate.leave())  # when the thread ends, not when we stop waiting
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(job), self.cfg.request_timeout_s)
+        except asyncio.TimeoutError:
+            raise ApiError(504, "timeout", f"the request took longer than {self.cfg.request_timeout_s:g} s "
+                           "(--timeout)") from None
+
+    # -- jobs, run on worker threads
+
+    def read_job(self, data: bytes, name: str, probabilities: bool) -> dict[str, Any]:
+        image = decode_checked(data, name, self.cfg)
+        reading = self.recognizer.read(image)
+        out = reading.to_dict()
+        if probabilities:
+            crops = digit_crops(image, reading)
+            probs = self.recognizer.classify(crops)[:, :10] if len(crops) else np.zeros((0, 10))
+            out["probabilities"] = [[round(float(p), 4) for p in row] for row in probs]
+        return out
+
+    def classify_job(self, crops: np.ndarray) -> dict[str, Any]:
+        probs = np.asarray(self.recognizer.classify(crops), dtype=np.float64)
+        classes = [str(c) for c in self.recognizer.classes]
+        best = probs.argmax(axis=1) if len(probs) else np.zeros(0, int)
+        return {"classes": classes, "predictions": [classes[i] for i in best],
+                "confidences": [round(float(probs[k, i]), 5) for k, i in enumerate(best)],
+                "probabilities": [[round(float(p), 5) for p in row] for row in probs]}
+
+    def stream_job(self, data: bytes, name: str, tracker: Any, t: float) -> Reading:
+        image = decode_checked(data, name, self.cfg, max_pixels=self.cfg.ws_max_pixels)
+        return tracker.update(self.recognizer.read(image), t)
+
+    def warm_up(self) -> None:
+        """One read of a blank frame and one classify, so the first request pays no lazy initialisation."""
+        h, w = self.cfg.warmup_size
+        frame = np.full((h, w, 3), 255, np.uint8)
+        cv2.putText(frame, "42", (w // 3, h * 2 // 3), cv2.FONT_HERSHEY_SIMPLEX, h / 120, (0, 0, 0), max(2, h // 60))
+        self.recognizer.read(frame)
+        self.recognizer.classify(np.zeros((1, CROP, CROP), np.uint8))
+
+
+def crops_from_request(req: ClassifyRequest, cfg: ServeConfig) -> np.ndarray:
+    """The request's crops as (N, 28, 28) uint8 or float32 in [0, 1]; ApiError 413/422 otherwise."""
+    if (req.crops is None) == (req.crops_base64 is None):
+        raise ApiError(422, "invalid", "give exactly one of 'crops' or 'crops_base64'")
+    if req.crops_base64 is not None:
+        if req.scale != "uint8":
+            raise ApiError(422, "invalid", "'crops_base64' holds uint8 pixels; scale must be 'uint8'")
+        try:
+            raw = base64.b64decode(req.crops_base64, validate=True)
+        except (binascii.Error, ValueError) as e:
+            raise ApiError(422, "invalid", f"'crops_base64' is not valid base64 ({e})") from None
+        if len(raw) % (CROP * CROP):
+            raise ApiError(422, "invalid", f"'crops_base64' holds {len(raw)} bytes, not a multiple of {CROP * CROP}")
+        n = len(raw) // (CROP * CROP)
+        if n > cfg.max_classify_batch:
+            raise ApiError(413, "too_large", f"{n} crops is over the limit of {cfg.max_classify_batch} (--max-batch)")
+        return np.frombuffer(raw, np.uint8).reshape(n, CROP, CROP)
+    if len(req.crops) > cfg.max_classify_batch:
+        raise ApiError(413, "too_large", f"{len(req.crops)} crops is over the limit of {cfg.max_classify_batch} "
+                       "(--max-batch)")
+    for i, crop in enumerate(req.crops):
+        if len(crop) != CROP or any(len(row) != CROP for row in crop):
+            raise ApiError(422, "invalid", f"crop {i} is not {CROP}x{CROP}")
+    arr = np.asarray(req.crops, dtype=np.float64).reshape(len(req.crops), CROP, CROP)
+    top = 255.0 if req.scale == "uint8" else 1.0
+    if arr.size and (not np.isfinite(arr).all() or arr.min() < 0 or arr.max() > top):
+        raise ApiError(422, "invalid", f"crop values must lie in 0..{top:g} for scale '{req.scale}'")
+    if req.scale == "uint8":
+        return np.rint(arr).astype(np.uint8)
+    return arr.astype(np.float32)
+
+
+def _error_response(err: ApiError) -> JSONResponse:
+    return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
+
+
+def _validation_message(errors: list[dict[str, Any]]) -> str:
+    first = errors[0] if errors else {}
+    where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "body"
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    return f"{where}: {first.get('msg', 'invalid')}{more}"
+
+
+def _model_file_info(path: Path | None) -> dict[str, Any]:
+    if path is None or not Path(path).is_file():
+        return {"file": None, "sha256": None}
+    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
+    return {"file": Path(path).name, "sha256": digest}
+
+
+def create_app(config: ServeConfig | None = None, model_path: str | Path | None = None, *,
+               recognizer: Any = None) -> FastAPI:
+    """The app. The model is loaded in `lifespan` from `model_path` (None: the shipped model), unless a
+    ready `recognizer` is given (tests); a warm-up read runs before /readyz answers ready."""
+    cfg = config or ServeConfig()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        rec = recognizer
+        path = Path(model_path) if model_path is not None else None
+        if rec is None:
+            from digitlens.recognizer import Recognizer
+
+            rec = await asyncio.to_thread(Recognizer.load, path)
+            if path is None:
+                path = Path(getattr(rec, "path", "") or Path(__file__).parents[1] / "models" / "lens.onnx")
+        engine = Engine(cfg, rec, path)
+        app.state.engine = engine
+        app.state.model_info = _model_file_info(path)
+        try:
+            await asyncio.get_running_loop().run_in_executor(engine.executor, engine.warm_up)
+            engine.ready = True
+            log.info("model loaded and warmed up; %d workers, at most %d requests in flight",
+                     cfg.workers, cfg.max_inflight)
+            yield
+        finally:
+            engine.ready = False
+            engine.executor.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="digitlens", version=__version__, lifespan=lifespan,
+                  description="Read handwritten digits and numbers in images: the HTTP API of `digitlens serve`. "
+                              "Errors are JSON: {\"error\": message, \"code\": name, \"status\": HTTP status}.")
+    app.state.config = cfg
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, err: ApiError) -> JSONResponse:
+        return _error_response(err)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, err: StarletteHTTPException) -> JSONResponse:
+        if err.status_code == 413:  # from the body limit, which counts chunked bodies as they stream
+            limit = request.scope.get("starlette.max_body_size", cfg.max_body_bytes)
+            return _error_response(ApiError(413, "too_large", f"request body is over the limit of {limit:,} bytes "
+                                            "(--max-upload-mb)"))
+        code = {404: "not_found", 405: "method_not_allowed"}.get(err.status_code, "bad_request")
+        return _error_response(ApiError(err.status_code, code, str(err.detail), dict(err.headers or {})))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, err: RequestValidationError) -> JSONResponse:
+        return _error_response(ApiError(422, "invalid", _validation_message(list(err.errors()))))
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, err: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return _error_response(ApiError(500, "internal", f"internal error ({type(err).__name__}); see the server log"))
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):
+        response = await call_next(request)
+        if response.status_code == 413 and response.headers.get("content-type", "").startswith("text/plain"):
+            # the route's body limit (Starlette's, which counts chunked bodies as they stream) answers in
+            # plain text from inside the route; give it the same JSON body as every other error
+            limit = request.scope.get("starlette.max_body_size") or cfg.max_body_bytes
+            response = _error_response(ApiError(413, "too_large", f"request body is over the limit of {limit:,} "
+                                                "bytes (--max-upload-mb)"))
+        for k, v in SECURITY_HEADERS.items():
+            response.headers.setdefault(k, v)
+        return response
+
+    def engine_of(request: Request | WebSocket) -> Engine:
+        engine = getattr(request.app.state, "engine", None)
+        if engine is None or not engine.ready:
+            raise ApiError(503, "not_ready", "the model is still loading; retry shortly",
+                           headers={"Retry-After": str(cfg.retry_after_s)})
+        return engine
+
+    # ------------------------------------------------------------ page and probes
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", media_type="text/html")
+
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.get("/healthz", summary="The process is alive")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", summary="The model is loaded and warmed up",
+             responses={503: {"model": ErrorBody, "description": "not ready yet"}})
+    async def readyz(request: Request) -> dict[str, Any]:
+        engine = engine_of(request)
+        return {"status": "ready", "workers": cfg.workers, "inflight": engine.gate.inflight,
+                "max_inflight": cfg.max_inflight}
+
+    # ------------------------------------------------------------ API
+
+    @app.post("/api/read", summary="Read the digits and numbers in an image", openapi_extra=READ_BODY_DOC,
+              responses=ERROR_RESPONSES, max_body_size=cfg.max_upload_bytes + cfg.multipart_overhead_bytes)
+    async def read(request: Request, probabilities: bool = Query(
+            False, description="also give all ten digit probabilities per digit (`probabilities`, for charts)")):
+        engine = engine_of(request)
+        content_type = request.headers.get("content-type", "")
+        if content_type.lower().startswith("multipart/form-data"):
+            async with request.form(max_files=1, max_fields=4) as form:
+                upload = form.get("file")
+                if not isinstance(upload, UploadFile):
+                    raise ApiError(400, "no_file", "multipart body has no file field named 'file'")
+                name = upload.filename or "upload"
+                data = await upload.read(cfg.max_upload_bytes + 1)
+        else:
+            data, name = await request.body(), "body"
+            if len(data) > cfg.max_upload_bytes:
+                raise ApiError(413, "too_large", f"{name}: {len(data):,} bytes is over the limit of "
+                               f"{cfg.max_upload_bytes:,} bytes (--max-upload-mb)")
+        if not data:
+            raise ApiError(400, "empty", f"{name}: no image data (empty body or file)")
+        result = await engine.run(engine.read_job, data, name, probabilities)
+        return JSONResponse(result)
+
+    @app.post("/api/classify", summary="Classify a batch of 28x28 MNIST-style crops", response_model=ClassifyResponse,
+              responses=ERROR_RESPONSES, max_body_size=cfg.max_json_bytes)
+    async def classify(request: Request, payload: ClassifyRequest) -> dict[str, Any]:
+        engine = engine_of(request)
+        crops = crops_from_request(payload, cfg)
+        return await engine.run(engine.classify_job, crops)
+
+    @app.get("/api/model", summary="The model's metadata, classes, MNIST test accuracy and the server's limits")
+    async def model(request: Request) -> dict[str, Any]:
+        engine = engine_of(request)
+        meta = dict(getattr(engine.recognizer, "metadata", {}) or {})
+        return {"version": __version__, "classes": [str(c) for c in engine.recognizer.classes],
+                "mnist_test_accuracy": meta.get("mnist_test_accuracy"), **request.app.state.model_info,
+                "metadata": meta, "limits": cfg.public()}
+
+    @app.websocket("/api/stream")
+    async def stream(ws: WebSocket) -> None:
+        """JPEG (or PNG) frames in as binary messages; one JSON reading out per frame, tracked and smoothed.
+
+        Each reply is the reading (digits carry a track `id`) plus `frame` (its number), `t` (seconds
+        since the connection opened) and `server_ms`, or an error object {"error", "code", "status",
+        "frame"}. A text message "reset" clears the tracks. Frames over the size limit close the
+        connection with 1009; frames faster than the rate limit are answered `throttled` (429), and a
+        client that keeps flooding is closed with 1008.
+        """
+        await ws.accept()
+        try:
+            engine = engine_of(ws)
+        except ApiError as e:
+            await ws.close(code=1013, reason=e.message[:120])  # 1013: try again later
+            return
+        start = time.monotonic()
+        tracker = make_tracker()
+        bucket = TokenBucket(cfg.ws_max_fps, cfg.ws_burst, start)
+        frame_no = 0
+        throttled = 0
+        try:
+            while True:
+                message = await ws.receive()
+                if message["type"] == "websocket.disconnect":
+                    return
+                now = time.monotonic()
+                text, data = message.get("text"), message.get("bytes")
+                if text is not None:
+                    if text.strip() == "reset":
+                        tracker = make_tracker()
+                        await ws.send_json({"reset": True})
+                    else:
+                        await ws.send_json(ApiError(400, "bad_request", "send frames as binary messages; "
+                                                    "the only text message is 'reset'").body())
+                    continue
+                frame_no += 1
+                if data is None or len(data) > cfg.ws_max_frame_bytes:
+                    size = 0 if data is None else len(data)
+                    await ws.close(code=WS_TOO_BIG, reason=f"frame of {size} bytes is over the limit of "
+                                                           f"{cfg.ws_max_frame_bytes} bytes")
+                    return
+                if not bucket.take(now):
+                    throttled += 1
+                    if throttled > cfg.ws_max_throttled:
+                        await ws.close(code=WS_POLICY_VIOLATION, reason=f"too many frames: the limit is "
+                                       f"{cfg.ws_max_fps:g} per second; wait for each reading")
+                        return
+                    await ws.send_json({**ApiError(429, "throttled", f"frame dropped: over {cfg.ws_max_fps:g} "
+                                                   "frames per second").body(), "frame": frame_no})
+                    continue
+                throttled = 0
+                try:
+                    reading = await engine.run(engine.stream_job, data, f"frame {frame_no}", tracker, now - start)
+                except ApiError as e:
+                    if e.code == "too_many_pixels":
+                        await ws.close(code=WS_TOO_BIG, reason=e.message[:120])
+                        return
+                    await ws.send_json({**e.body(), "frame": frame_no})
+                    continue
+                except Exception as e:  # a reader bug must not take the connection's server down
+                    log.exception("stream frame %d failed", frame_no)
+                    await ws.send_json({**ApiError(500, "internal", f"internal error ({type(e).__name__})").body(),
+                                        "frame": frame_no})
+                    continue
+                out = reading.to_dict()
+                out.update(frame=frame_no, t=round(now - start, 3),
+                           server_ms=round((time.monotonic() - now) * 1000.0, 2))
+                await ws.send_text(json.dumps(out))
+        except WebSocketDisconnect:
+            return
+
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """For `uvicorn --factory digitlens.server.app:app_from_env` (the defaults, the shipped model)."""
+    return create_app(ServeConfig())
+
+
+__all__ = ["create_app", "ServeConfig", "ClassifyRequest", "ClassifyResponse", "decode_checked"]

@@ -1,0 +1,139 @@
+"""Settings and guards of `digitlens serve`: request limits, the concurrency gate, the body-size guard.
+
+Nothing here imports FastAPI, so `digitlens serve --help` stays fast. The body size itself is enforced by
+FastAPI's per-route `max_body_size` (it counts chunked bodies while they stream). Every limit is a field of `ServeConfig` with its unit and reason, and each one has its own
+HTTP status (see `ApiError`).
+"""
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+MIB = 1024 * 1024
+
+
+def default_workers() -> int:
+    """Inference threads: one per core, since a reading is CPU-bound and ONNX Runtime releases the GIL."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    host: str = "127.0.0.1"  # localhost only unless the user says otherwise
+    port: int = 8000
+    workers: int = field(default_factory=default_workers)  # inference threads; CPU-bound, so one per core
+    max_inflight: int = 16  # requests decoding/reading at once (queued on the workers); past it: 503
+    retry_after_s: int = 1  # Retry-After header of a 503: one reading takes tens of ms, so retry soon
+    request_timeout_s: float = 10.0  # per-request limit on decode + read; past it: 504
+    max_upload_bytes: int = 10 * MIB  # one image (or the raw body of POST /api/read); past it: 413
+    multipart_overhead_bytes: int = 64 * 1024  # multipart framing and headers allowed on top of the image
+    max_json_bytes: int = 8 * MIB  # body of POST /api/classify (256 crops as JSON lists are ~1 MB)
+    max_pixels: int = 40_000_000  # width x height, read from the header before decoding; past it: 413
+    formats: tuple[str, ...] = ("png", "jpeg", "bmp", "webp", "tiff", "pnm")  # magic-byte allow-list; else 415
+    max_classify_batch: int = 1024  # crops per POST /api/classify; past it: 413
+    ws_max_frame_bytes: int = 4 * MIB  # one JPEG frame on WS /api/stream; past it: close 1009
+    ws_max_fps: float = 60.0  # sustained frames per second per connection; faster frames are throttled
+    ws_burst: int = 10  # frames a client may send back-to-back before throttling starts
+    ws_max_throttled: int = 60  # consecutive throttled frames before the connection is closed (1008)
+    ws_max_pixels: int = 4_000_000  # pixels of one stream frame (a 1080p frame is 2.1 M); past it: close 1009
+    warmup_size: tuple[int, int] = (480, 640)  # (height, width) of the blank frame read at start-up
+    log_level: str = "info"
+
+    def __post_init__(self) -> None:
+        positive = ("workers", "max_inflight", "max_upload_bytes", "max_json_bytes", "max_pixels",
+                    "max_classify_batch", "ws_max_frame_bytes", "ws_burst", "ws_max_throttled", "ws_max_pixels")
+        for name in positive:
+            if getattr(self, name) <= 0:
+                raise ValueError(f"ServeConfig.{name} must be positive, got {getattr(self, name)!r}")
+        if self.request_timeout_s <= 0 or self.ws_max_fps <= 0:
+            raise ValueError("ServeConfig.request_timeout_s and ws_max_fps must be positive")
+        unknown = set(self.formats) - set(ServeConfig.__dataclass_fields__["formats"].default)
+        if unknown:
+            raise ValueError(f"ServeConfig.formats: unknown format(s) {sorted(unknown)}; "
+                             f"known: {ServeConfig.__dataclass_fields__['formats'].default}")
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest request body accepted at all (checked while streaming, before any parsing)."""
+        return max(self.max_upload_bytes + self.multipart_overhead_bytes, self.max_json_bytes)
+
+    def public(self) -> dict[str, Any]:
+        """The limits a client may want to know (GET /api/model)."""
+        d = asdict(self)
+        for private in ("host", "port", "log_level", "warmup_size"):
+            d.pop(private)
+        d["formats"] = list(self.formats)
+        return d
+
+
+class ApiError(Exception):
+    """An error answered as JSON {"error": message, "code": code, "status": status}."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.message, "code": self.code, "status": self.status}
+
+
+def too_large(what: str, size: int, limit: int, option: str) -> ApiError:
+    return ApiError(413, "too_large", f"{what} is {size} bytes or more; the limit is {limit} bytes ({option})")
+
+
+class ConcurrencyGate:
+    """A bound on work in flight that never queues: `try_enter` fails at once when the bound is reached.
+
+    `asyncio.Semaphore` would queue waiters without bound; a 503 with Retry-After tells the client to
+    come back instead, and keeps latency for the admitted requests flat. Thread-safe, because a slot is
+    released by the worker thread when the work really ends (a timed-out read still holds its core).
+    """
+
+    def __init__(self, limit: int):
+        self.limit = limit
+        self._inflight = 0
+        self._lock = threading.Lock()
+        self.rejected = 0  # requests answered 503 so far
+        self.admitted = 0
+
+    @property
+    def inflight(self) -> int:
+        return self._inflight
+
+    def try_enter(self) -> bool:
+        with self._lock:
+            if self._inflight >= self.limit:
+                self.rejected += 1
+                return False
+            self._inflight += 1
+            self.admitted += 1
+            return True
+
+    def leave(self) -> None:
+        with self._lock:
+            if self._inflight <= 0:
+                raise RuntimeError("ConcurrencyGate.leave() without a matching try_enter()")
+            self._inflight -= 1
+
+
+class TokenBucket:
+    """Frames per second for one WebSocket: `rate` tokens a second, at most `burst` saved up."""
+
+    def __init__(self, rate: float, burst: int, now: float):
+        self.rate = rate
+        self.burst = float(burst)
+        self.tokens = float(burst)
+        self.stamp = now
+
+    def take(self, now: float) -> bool:
+        self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False

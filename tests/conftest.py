@@ -1,0 +1,150 @@
+# ---------------------------------------------------------------- server fixtures (tests/test_server.py, e2e)
+import socket as _server_socket
+import threading as _server_threading
+import time as _server_time
+from pathlib import Path as _ServerPath
+
+import cv2 as _server_cv2
+import numpy as _server_np
+import pytest as _server_pytest
+
+SERVER_MODEL = _ServerPath(__file__).resolve().parents[1] / "digitlens" / "models" / "lens.onnx"
+
+
+class ServerFakeRecognizer:
+    """Stands in for Recognizer where the model is not needed: dark blobs left to right are read as
+    0, 1, 2, ... and form one number. Deterministic, so tests compare the API with a direct call."""
+
+    classes = tuple("0123456789") + ("none",)
+    metadata = {"arch": "fake", "classes": list(classes), "mnist_test_accuracy": 0.5}
+
+    def __init__(self, delay_s: float = 0.0):
+        self.delay_s = delay_s  # seconds each read sleeps: makes the gate and the time limit testable
+        self.reads = 0
+
+    def read(self, image):
+        from digitlens.reading import Digit, Number, Reading
+
+        _server_time.sleep(self.delay_s)
+        self.reads += 1
+        grey = image if image.ndim == 2 else _server_cv2.cvtColor(image, _server_cv2.COLOR_BGR2GRAY)
+        n, _, stats, _ = _server_cv2.connectedComponentsWithStats((grey < 128).astype(_server_np.uint8))
+        boxes = sorted((tuple(int(v) for v in s[:4]) for s in stats[1:] if s[4] >= 20), key=lambda b: b[0])
+        digits = tuple(Digit(i % 10, 0.9, b, ((i % 10, 0.9), ((i + 1) % 10, 0.06), ((i + 2) % 10, 0.04)))
+                       for i, b in enumerate(boxes))
+        numbers = ()
+        if digits:
+            x0 = min(b[0] for b in boxes)
+            y0 = min(b[1] for b in boxes)
+            x1 = max(b[0] + b[2] for b in boxes)
+            y1 = max(b[1] + b[3] for b in boxes)
+            numbers = (Number("".join(str(d.digit) for d in digits), 0.9 ** len(digits), (x0, y0, x1 - x0, y1 - y0),
+                              tuple(range(len(digits)))),)
+        return Reading(grey.shape[1], grey.shape[0], numbers, digits, elapsed_ms=1.0)
+
+    def classify(self, crops):
+        crops = _server_np.asarray(crops)
+        scale = 255.0 if crops.dtype == _server_np.uint8 else 1.0
+        # class k where k = mean brightness in tenths: a simple, checkable function of the input
+        k = _server_np.clip((crops.reshape(len(crops), -1).mean(axis=1) / scale * 10).astype(int), 0, 9)
+        probs = _server_np.full((len(crops), len(self.classes)), 0.01)
+        probs[_server_np.arange(len(crops)), k] = 1.0 - 0.01 * (len(self.classes) - 1)
+        return probs
+
+
+def server_mnist_scene(digits_by_label: dict, labels: str, size=(480, 640), digit_px: int = 90, seed: int = 0,
+                       background=(225, 222, 215)):
+    """A photo-like BGR scene: MNIST train digits written dark on lit paper as one number `labels`,
+    with a lighting gradient and sensor noise. Returns (image, boxes) where boxes are the ink boxes."""
+    rng = _server_np.random.default_rng(seed)
+    h, w = size
+    yy, xx = _server_np.mgrid[0:h, 0:w].astype(_server_np.float32)
+    light = 0.85 + 0.15 * (xx / w) * (1 - 0.3 * yy / h)
+    paper = _server_np.stack([light * c for c in background], axis=-1)
+    ink = _server_np.zeros((h, w), _server_np.float32)
+    gap = int(digit_px * 0.25)
+    total = len(labels) * digit_px + (len(labels) - 1) * gap
+    x = (w - total) // 2
+    y = (h - digit_px) // 2
+    for ch in labels:
+        pool = digits_by_label[int(ch)]
+        glyph = pool[int(rng.integers(len(pool)))].astype(_server_np.float32) / 255.0
+        big = _server_cv2.resize(glyph, (digit_px, digit_px), interpolation=_server_cv2.INTER_CUBIC)
+        ink[y:y + digit_px, x:x + digit_px] = _server_np.maximum(ink[y:y + digit_px, x:x + digit_px],
+                                                                 _server_np.clip(big, 0, 1))
+        x += digit_px + gap
+    pen = _server_np.array([60, 40, 30], _server_np.float32)  # dark blue-black ink
+    img = paper * (1 - ink[..., None]) + pen * ink[..., None]
+    img += rng.normal(0, 3.0, img.shape)
+    return _server_np.clip(img, 0, 255).astype(_server_np.uint8)
+
+
+@_server_pytest.fixture(scope="session")
+def server_mnist_train():
+    """MNIST train digits by label (evaluation of the reader uses the test split; the UI tests use train)."""
+    from digitlens.data import load_mnist
+
+    m = load_mnist()
+    return {k: m.x_train[m.y_train == k][:200] for k in range(10)}
+
+
+@_server_pytest.fixture(scope="session")
+def server_real_recognizer():
+    """The shipped model, or a skip saying why it is missing (it is the lead's; the API tests use a fake)."""
+    try:
+        from digitlens.recognizer import Recognizer
+    except ImportError as e:
+        _server_pytest.skip(f"digitlens.recognizer not importable yet ({e})")
+    if not SERVER_MODEL.is_file():
+        _server_pytest.skip(f"shipped model {SERVER_MODEL} not present yet")
+    return Recognizer.load()
+
+
+def server_free_port() -> int:
+    with _server_socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ServerThread:
+    """uvicorn serving `app` on 127.0.0.1:<free port> in a thread; `url` is ready once started."""
+
+    def __init__(self, app, ws_max_size: int = 16 * 1024 * 1024):
+        import uvicorn
+
+        self.port = server_free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                    ws_max_size=ws_max_size, lifespan="on"))
+        self.thread = _server_threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = _server_time.monotonic() + 60
+        while not self.server.started:
+            if not self.thread.is_alive() or _server_time.monotonic() > deadline:
+                raise RuntimeError("uvicorn did not start")
+            _server_time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@_server_pytest.fixture
+def server_fake():
+    """A fresh fake reader (class ServerFakeRecognizer); tests may set .delay_s."""
+    return ServerFakeRecognizer()
+
+
+@_server_pytest.fixture(scope="session")
+def server_scene():
+    """server_mnist_scene(digits_by_label, labels, ...) -> BGR image of the number `labels`."""
+    return server_mnist_scene
+
+
+@_server_pytest.fixture(scope="session")
+def server_thread():
+    """ServerThread(app): `with server_thread(app) as s: s.url` serves the app with uvicorn on a free port."""
+    return ServerThread

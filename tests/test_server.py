@@ -1,0 +1,521 @@
+"""digitlens serve: every endpoint, every limit and its status/JSON body, the ReDoS header, the WebSocket.
+
+Most tests use a fake reader with known output (fixture `server_fake`), so they check the server's
+plumbing against a direct call; the tests marked `real` use the shipped model on scenes of MNIST train
+digits with a known number.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import threading
+import time
+import zlib
+import struct
+
+import cv2
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
+
+from digitlens.imageio import decode_image
+from digitlens.server.app import create_app
+from digitlens.server.limits import ConcurrencyGate, ServeConfig, TokenBucket
+
+
+def _jpeg(img: np.ndarray, quality: int = 90) -> bytes:
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return buf.tobytes()
+
+
+def _png(img: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", img)
+    assert ok
+    return buf.tobytes()
+
+
+def _blobs(n: int = 3, size=(120, 320)) -> np.ndarray:
+    """White paper with n dark squares side by side: the fake reads them as 0, 1, ..., n-1."""
+    img = np.full((*size, 3), 235, np.uint8)
+    for i in range(n):
+        x = 20 + i * 90
+        cv2.rectangle(img, (x, 30), (x + 50, 90), (20, 20, 20), -1)
+    return img
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height, with one tiny IDAT: a decompression-bomb-shaped file."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+def _client(fake, **cfg) -> TestClient:
+    return TestClient(create_app(ServeConfig(**cfg), recognizer=fake))
+
+
+def _expected(fake, data: bytes) -> dict:
+    return fake.read(decode_image(data)).to_dict()
+
+
+def _assert_error(r, status: int, code: str | None = None) -> dict:
+    assert r.status_code == status, r.text
+    body = r.json()
+    assert set(body) == {"error", "code", "status"}, body
+    assert body["status"] == status and isinstance(body["error"], str) and body["error"]
+    if code is not None:
+        assert body["code"] == code, body
+    return body
+
+
+# ------------------------------------------------------------------------------------------ probes, model
+
+def test_probes_and_warm_up(server_fake):
+    app = create_app(ServeConfig(), recognizer=server_fake)
+    cold = TestClient(app)  # not a context manager: lifespan has not run, so the model is not there
+    _assert_error(cold.get("/readyz"), 503, "not_ready")
+    assert cold.get("/healthz").json() == {"status": "ok"}
+    with TestClient(app) as client:
+        assert server_fake.reads >= 1, "the warm-up read runs at start-up"
+        r = client.get("/readyz")
+        assert r.status_code == 200 and r.json()["status"] == "ready"
+        assert client.get("/healthz").status_code == 200
+
+
+def test_model_endpoint(server_fake):
+    with _client(server_fake, max_upload_bytes=1234567) as client:
+        body = client.get("/api/model").json()
+    assert body["classes"] == list("0123456789") + ["none"]
+    assert body["mnist_test_accuracy"] == 0.5 and body["metadata"]["arch"] == "fake"
+    assert body["limits"]["max_upload_bytes"] == 1234567 and "host" not in body["limits"]
+
+
+def test_openapi_describes_every_endpoint(server_fake):
+    with _client(server_fake) as client:
+        schema = client.get("/openapi.json").json()
+        assert client.get("/docs").status_code == 200
+    paths = schema["paths"]
+    for p in ("/api/read", "/api/classify", "/api/model", "/healthz", "/readyz"):
+        assert p in paths, p
+    body = paths["/api/read"]["post"]["requestBody"]["content"]
+    assert "multipart/form-data" in body and "application/octet-stream" in body
+    assert "ClassifyRequest" in json.dumps(paths["/api/classify"]["post"]["requestBody"])
+    assert "413" in paths["/api/read"]["post"]["responses"] and "503" in paths["/api/read"]["post"]["responses"]
+
+
+# ------------------------------------------------------------------------------------------ POST /api/read
+
+def test_read_multipart_and_raw_give_the_reading(server_fake):
+    data = _jpeg(_blobs(3))
+    expected = _expected(server_fake, data)
+    assert expected["numbers"][0]["text"] == "012"
+    with _client(server_fake) as client:
+        multipart = client.post("/api/read", files={"file": ("photo.jpg", data, "image/jpeg")})
+        raw = client.post("/api/read", content=data, headers={"content-type": "image/jpeg"})
+        untyped = client.post("/api/read", content=data)
+    for r in (multipart, raw, untyped):
+        assert r.status_code == 200, r.text
+        assert r.json() == expected  # exactly Reading.to_dict(): the JSON of `read --json` without "path"
+        assert "path" not in r.json()
+
+
+def test_read_probabilities_for_charts(server_fake):
+    data = _png(_blobs(2))
+    with _client(server_fake) as client:
+        body = client.post("/api/read?probabilities=true", content=data).json()
+    assert len(body["probabilities"]) == len(body["digits"]) == 2
+    assert all(len(p) == 10 for p in body["probabilities"])
+    # the fake's classify puts the mass on the crop's mean brightness: a square crop is mostly ink
+    assert all(max(p) == p[int(np.argmax(p))] for p in body["probabilities"])
+
+
+def test_read_empty_and_missing_file(server_fake):
+    with _client(server_fake) as client:
+        _assert_error(client.post("/api/read", content=b""), 400, "empty")
+        _assert_error(client.post("/api/read", files={"other": ("a.png", _png(_blobs(1)), "image/png")}), 400, "no_file")
+
+
+# ------------------------------------------------------------------------------------------ limits
+
+def test_upload_size_413_with_content_length(server_fake):
+    data = _png(np.random.default_rng(0).integers(0, 255, (200, 200, 3), dtype=np.uint8))
+    assert len(data) > 50_000
+    with _client(server_fake, max_upload_bytes=50_000, multipart_overhead_bytes=1000) as client:
+        raw = client.post("/api/read", content=data)
+        multipart = client.post("/api/read", files={"file": ("big.png", data, "image/png")})
+        # under the body limit but over the image limit: the file part itself is checked too
+        small_overhead = create_app(ServeConfig(max_upload_bytes=50_000, multipart_overhead_bytes=200_000),
+                                    recognizer=server_fake)
+        with TestClient(small_overhead) as c2:
+            part = c2.post("/api/read", files={"file": ("big.png", data, "image/png")})
+        ok = client.post("/api/read", content=_png(_blobs(1)))
+    _assert_error(raw, 413, "too_large")
+    _assert_error(multipart, 413, "too_large")
+    _assert_error(part, 413, "too_large")
+    assert ok.status_code == 200
+
+
+def test_upload_size_413_for_chunked_body_without_length(server_fake):
+    sent = []
+
+    def chunks():
+        for _ in range(40):
+            sent.append(1)
+            yield b"\x89PNG" + b"\0" * 4092
+
+    with _client(server_fake, max_upload_bytes=20_000, multipart_overhead_bytes=0) as client:
+        r = client.post("/api/read", content=chunks())
+    assert "content-length" not in {k.lower() for k in r.request.headers}
+    _assert_error(r, 413, "too_large")
+
+
+def test_chunked_body_is_cut_off_while_streaming(server_fake, server_thread):
+    """Over a real socket: the 413 comes back while the client is still sending, long before the end."""
+    app = create_app(ServeConfig(max_upload_bytes=100_000, multipart_overhead_bytes=0), recognizer=server_fake)
+    with server_thread(app) as srv:
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+        s.sendall(b"POST /api/read HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n")
+        chunk = b"\0" * 16384
+        total, reply = 0, b""
+        s.settimeout(0.05)
+        try:
+            for _ in range(2000):  # up to 32 MB
+                s.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                total += len(chunk)
+                try:
+                    reply += s.recv(65536)
+                except socket.timeout:
+                    continue
+                if reply:
+                    break
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        s.settimeout(5)
+        try:
+            while b"\r\n\r\n" not in reply:
+                more = s.recv(65536)
+                if not more:
+                    break
+                reply += more
+        except (socket.timeout, ConnectionResetError):
+            pass
+        s.close()
+        assert reply.startswith(b"HTTP/1.1 413"), reply[:200]
+        assert total < 4_000_000, f"server let {total} bytes stream in before refusing"
+        import httpx
+
+        assert httpx.get(srv.url + "/healthz").status_code == 200  # still serving
+
+
+def test_pixel_count_413_before_decoding(server_fake):
+    bomb = _png_header_only(60_000, 60_000)  # 3.6 G pixels claimed; decoding it would need 10 GB
+    with _client(server_fake, max_pixels=10_000) as client:
+        t0 = time.perf_counter()
+        r = client.post("/api/read", content=bomb)
+        elapsed = time.perf_counter() - t0
+        small = client.post("/api/read", content=_png(_blobs(1, size=(60, 100))))
+        over = client.post("/api/read", files={"file": ("a.png", _png(_blobs(1, size=(120, 320))), "image/png")})
+    body = _assert_error(r, 413, "too_many_pixels")
+    assert "60000x60000" in body["error"] and elapsed < 2.0
+    assert small.status_code == 200
+    _assert_error(over, 413, "too_many_pixels")
+
+
+def test_formats_outside_allow_list_415(server_fake):
+    gif = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\xff\xff\xff\x00\x00\x00!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+    with _client(server_fake, formats=("jpeg",)) as client:
+        _assert_error(client.post("/api/read", content=gif), 415, "unsupported_format")
+        _assert_error(client.post("/api/read", content=b"hello, not an image at all"), 415, "unsupported_format")
+        body = _assert_error(client.post("/api/read", files={"file": ("x.png", _png(_blobs(1)), "image/png")}), 415)
+        assert "png" in body["error"]
+        assert client.post("/api/read", content=_jpeg(_blobs(1))).status_code == 200
+
+
+def test_undecodable_422(server_fake):
+    good = _jpeg(_blobs(2))
+    truncated_header = good[:20]
+    corrupt = good[:200] + bytes(np.random.default_rng(1).integers(0, 256, 4000, dtype=np.uint8)) + b"\xff\xd9"
+    with _client(server_fake) as client:
+        for data in (truncated_header, corrupt, b"\x89PNG\r\n\x1a\n" + b"\0" * 100):
+            r = client.post("/api/read", content=data)
+            _assert_error(r, 422, "undecodable")
+        assert client.post("/api/read", content=good).status_code == 200  # and still serving
+
+
+def test_concurrency_bound_503_with_retry_after(server_fake):
+    server_fake.delay_s = 0.6
+    data = _png(_blobs(1))
+    results: list = []
+    with _client(server_fake, workers=2, max_inflight=2, retry_after_s=3) as client:
+        def call():
+            t0 = time.perf_counter()
+            r = client.post("/api/read", content=data)
+            results.append((r, time.perf_counter() - t0))
+
+        threads = [threading.Thread(target=call) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        server_fake.delay_s = 0.0
+        after = client.post("/api/read", content=data)
+    ok = [r for r, _ in results if r.status_code == 200]
+    busy = [(r, dt) for r, dt in results if r.status_code == 503]
+    assert len(ok) == 2 and len(busy) == 4, [r.status_code for r, _ in results]
+    for r, dt in busy:
+        _assert_error(r, 503, "busy")
+        assert r.headers["retry-after"] == "3"
+        assert dt < 0.5, f"a 503 took {dt:.2f} s: requests past the bound must not queue"
+    assert after.status_code == 200
+
+
+def test_time_limit_504_and_slot_held_until_the_work_ends(server_fake):
+    server_fake.delay_s = 0.8
+    with _client(server_fake, request_timeout_s=0.2, workers=1, max_inflight=1) as client:
+        t0 = time.perf_counter()
+        r = client.post("/api/read", content=_png(_blobs(1)))
+        elapsed = time.perf_counter() - t0
+        _assert_error(r, 504, "timeout")
+        assert elapsed < 0.7
+        # the timed-out read still occupies the only worker, so the gate is still closed ...
+        _assert_error(client.post("/api/read", content=_png(_blobs(1))), 503, "busy")
+        time.sleep(0.9)
+        server_fake.delay_s = 0.0
+        # ... and opens again once it is done
+        assert client.post("/api/read", content=_png(_blobs(1))).status_code == 200
+
+
+def test_reader_crash_is_a_500_not_a_dead_server(server_fake):
+    calls = {"n": 0}
+    original = server_fake.read
+
+    def flaky(image):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the first call is the warm-up
+            raise RuntimeError("boom")
+        return original(image)
+
+    server_fake.read = flaky
+    with TestClient(create_app(ServeConfig(), recognizer=server_fake), raise_server_exceptions=False) as client:
+        _assert_error(client.post("/api/read", content=_png(_blobs(1))), 500, "internal")
+        assert client.post("/api/read", content=_png(_blobs(1))).status_code == 200
+
+
+@pytest.mark.parametrize("content_type", [
+    "multipart/form-data; boundary=x; " + 'a="' + "\\" * 30_000,
+    'application/x-www-form-urlencoded; !="' + "\\" * 30_000,
+    "multipart/form-data; " + ";" * 30_000 + "boundary=x",
+    "multipart/form-data; boundary=" + "-" * 30_000 + '"',
+])
+def test_redos_content_type_answered_quickly(server_fake, content_type):
+    """CVE-2024-24762: python-multipart < 0.0.7 spent seconds to hours on option strings like these."""
+    from python_multipart.multipart import parse_options_header
+
+    t0 = time.perf_counter()
+    parse_options_header(content_type)
+    assert time.perf_counter() - t0 < 0.5
+    with _client(server_fake) as client:
+        t0 = time.perf_counter()
+        r = client.post("/api/read", content=b"--x\r\n", headers={"content-type": content_type})
+        elapsed = time.perf_counter() - t0
+        assert client.get("/healthz").status_code == 200
+    assert elapsed < 1.0, f"{elapsed:.2f} s"
+    assert 400 <= r.status_code < 500 and set(r.json()) == {"error", "code", "status"}
+
+
+def test_unknown_route_and_method_are_json(server_fake):
+    with _client(server_fake) as client:
+        _assert_error(client.get("/api/nope"), 404, "not_found")
+        _assert_error(client.get("/api/read"), 405, "method_not_allowed")
+
+
+# ------------------------------------------------------------------------------------------ POST /api/classify
+
+def test_classify_lists_and_base64_match_the_reader(server_fake):
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (5, 28, 28)).astype(np.uint8)
+    crops[0] = 0
+    crops[1] = 255
+    expected = server_fake.classify(crops)
+    with _client(server_fake) as client:
+        by_list = client.post("/api/classify", json={"crops": crops.tolist()})
+        by_b64 = client.post("/api/classify", json={"crops_base64": base64.b64encode(crops.tobytes()).decode()})
+        unit = client.post("/api/classify", json={"crops": (crops / 255.0).tolist(), "scale": "unit"})
+    for r in (by_list, by_b64, unit):
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert body["classes"] == list("0123456789") + ["none"]
+        np.testing.assert_allclose(body["probabilities"], expected, atol=1e-4)
+        assert body["predictions"] == [body["classes"][i] for i in expected.argmax(axis=1)]
+        assert body["predictions"][0] == "0" and body["predictions"][1] == "9"
+
+
+def test_classify_errors(server_fake):
+    ok = np.zeros((1, 28, 28), np.uint8).tolist()
+    with _client(server_fake, max_classify_batch=4, max_json_bytes=200_000) as client:
+        _assert_error(client.post("/api/classify", json={"crops": np.zeros((1, 27, 28)).tolist()}), 422, "invalid")
+        _assert_error(client.post("/api/classify", json={"crops": [[[300] * 28] * 28]}), 422, "invalid")
+        _assert_error(client.post("/api/classify", json={}), 422, "invalid")
+        _assert_error(client.post("/api/classify", json={"crops": ok, "crops_base64": ""}), 422, "invalid")
+        _assert_error(client.post("/api/classify", json={"crops_base64": "AAAA"}), 422, "invalid")
+        _assert_error(client.post("/api/classify", json={"crops_base64": "!!!"}), 422, "invalid")
+        _assert_error(client.post("/api/classify", content=b"{not json", headers={"content-type": "application/json"}),
+                      422, "invalid")
+        _assert_error(client.post("/api/classify", json={"crops": np.zeros((5, 28, 28), int).tolist()}), 413,
+                      "too_large")
+        _assert_error(client.post("/api/classify", json={"crops": np.zeros((40, 28, 28), int).tolist()}), 413,
+                      "too_large")  # the body itself is over max_json_bytes
+        assert client.post("/api/classify", json={"crops": ok}).status_code == 200
+
+
+# ------------------------------------------------------------------------------------------ WS /api/stream
+
+def _frames(client, frames, **_):
+    replies = []
+    with client.websocket_connect("/api/stream") as ws:
+        for f in frames:
+            ws.send_bytes(f)
+            replies.append(ws.receive_json())
+    return replies
+
+
+def test_stream_one_tracked_reading_per_frame(server_fake):
+    frame = _jpeg(_blobs(3, size=(480, 640)))
+    with _client(server_fake) as client:
+        replies = _frames(client, [frame] * 12)
+    assert [r["frame"] for r in replies] == list(range(1, 13))
+    last = replies[-1]
+    assert last["width"] == 640 and last["height"] == 480
+    assert [n["text"] for n in last["numbers"]] == ["012"], "a steady scene reads steadily"
+    assert all("id" in d for d in last["digits"]) or not _has_tracker()
+    assert all(r["t"] >= 0 and r["server_ms"] >= 0 for r in replies)
+
+
+def _has_tracker() -> bool:
+    try:
+        from digitlens.video import Tracker  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def test_stream_bad_frame_is_answered_and_the_stream_goes_on(server_fake):
+    with _client(server_fake) as client, client.websocket_connect("/api/stream") as ws:
+        ws.send_bytes(b"GIF89a not a frame")
+        err = ws.receive_json()
+        assert err["status"] == 415 and err["frame"] == 1
+        ws.send_bytes(_jpeg(_blobs(1))[:30])
+        assert ws.receive_json()["status"] == 422
+        ws.send_text("hello")
+        assert ws.receive_json()["status"] == 400
+        ws.send_text("reset")
+        assert ws.receive_json() == {"reset": True}
+        ws.send_bytes(_jpeg(_blobs(1)))
+        assert ws.receive_json()["frame"] == 3
+
+
+def test_stream_frame_too_large_closes_1009(server_fake):
+    with _client(server_fake, ws_max_frame_bytes=10_000) as client, client.websocket_connect("/api/stream") as ws:
+        ws.send_bytes(b"\xff\xd8\xff" + b"\0" * 20_000)
+        with pytest.raises(WebSocketDisconnect) as e:
+            ws.receive_json()
+    assert e.value.code == 1009 and "10000" in e.value.reason
+
+
+def test_stream_too_many_pixels_closes_1009(server_fake):
+    with _client(server_fake, ws_max_pixels=10_000) as client, client.websocket_connect("/api/stream") as ws:
+        ws.send_bytes(_png_header_only(5000, 5000))
+        with pytest.raises(WebSocketDisconnect) as e:
+            ws.receive_json()
+    assert e.value.code == 1009
+
+
+def test_stream_too_frequent_is_throttled_then_closed_1008(server_fake):
+    frame = _jpeg(_blobs(1))
+    with _client(server_fake, ws_max_fps=0.5, ws_burst=2, ws_max_throttled=3) as client, \
+            client.websocket_connect("/api/stream") as ws:
+        statuses = []
+        for _ in range(5):
+            ws.send_bytes(frame)
+            statuses.append(ws.receive_json().get("status", 200))
+        assert statuses == [200, 200, 429, 429, 429]
+        ws.send_bytes(frame)
+        with pytest.raises(WebSocketDisconnect) as e:
+            ws.receive_json()
+    assert e.value.code == 1008 and "per second" in e.value.reason
+
+
+def test_token_bucket_and_gate_units():
+    b = TokenBucket(rate=10, burst=2, now=0.0)
+    assert [b.take(0.0), b.take(0.0), b.take(0.0)] == [True, True, False]
+    assert b.take(0.1) and not b.take(0.1)
+    g = ConcurrencyGate(2)
+    assert g.try_enter() and g.try_enter() and not g.try_enter()
+    g.leave()
+    assert g.try_enter() and g.rejected == 1
+    with pytest.raises(RuntimeError):
+        ConcurrencyGate(1).leave()
+
+
+def test_bad_config_is_refused():
+    with pytest.raises(ValueError, match="max_inflight"):
+        ServeConfig(max_inflight=0)
+    with pytest.raises(ValueError, match="gif"):
+        ServeConfig(formats=("png", "gif"))
+
+
+# ------------------------------------------------------------------------------------------ the page
+
+def test_page_is_served_and_loads_nothing_from_other_sites(server_fake):
+    with _client(server_fake) as client:
+        page = client.get("/")
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "default-src 'self'" in page.headers["content-security-policy"]
+        html = page.text
+        assets = {"/static/app.js", "/static/style.css"}
+        for a in assets:
+            assert a in html
+        texts = [html] + [client.get(a).text for a in assets]
+    for text in texts:
+        for marker in ("http://", "https://", "//cdn", "@import url("):
+            assert marker not in text, f"external reference {marker!r} in the page"
+    for tab in ("Draw", "Camera", "Upload"):
+        assert tab in html
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+def test_cli_options_make_the_config():
+    import argparse
+
+    from digitlens.server.cli import COMMANDS, config_from_args
+
+    help_text, add_arguments, run = COMMANDS["serve"]
+    assert "EXAMPLES" in help_text and help_text.splitlines()[0]
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    args = p.parse_args(["--port", "9001", "--max-upload-mb", "2", "--max-inflight", "3", "--formats", "png,jpeg"])
+    cfg = config_from_args(args)
+    assert (cfg.host, cfg.port, cfg.max_upload_bytes, cfg.max_inflight, cfg.formats) == \
+        ("127.0.0.1", 9001, 2 * 1024 * 1024, 3, ("png", "jpeg"))
+    assert run(p.parse_args(["--model", "/nonexistent/model.onnx"])) == 2
+
+
+# ------------------------------------------------------------------------------------------ the real reader
+
+@pytest.mark.parametrize("labels", ["4071", "29"])
+def test_real_reader_reads_a_photo_of_train_digits(server_real_recognizer, server_mnist_train, server_scene, labels):
+    img = server_scene(server_mnist_train, labels, seed=len(labels))
+    data = _jpeg(img)
+    with TestClient(create_app(ServeConfig(), recognizer=server_real_recognizer)) as client:
+        r = client.post("/api/read", files={"file": ("scene.jpg", data, "image/jpeg")})
+        model = client.get("/api/model").json()
+    assert r.status_code == 200
+    body = r.json()
+    assert set(body) == {"width", "height", "numbers", "digits", "elapsed_ms"}
+    assert " ".join(n["text"] for n in body["numbers"]) == labels
+    assert model["mnist_test_accuracy"] is not None and model["sha256"]

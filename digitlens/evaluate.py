@@ -31,6 +31,7 @@ class EvalConfig:
     grid_columns: int = 10  # digits per row in misclassified.png
     dpi: int = 120  # resolution of every PNG
     accuracy_levels: tuple[float, ...] = (0.99, 0.995, 0.997)  # reference lines on the curves (time-to-accuracy)
+    min_error_percent: float = 0.01  # error-rate floor of the curves' log axis (a perfect score is drawn here)
 
 
 # ---------------------------------------------------------------- metrics (pure numpy)
@@ -252,7 +253,7 @@ def _figure(width: float, height: float):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height))
+    fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
@@ -284,7 +285,6 @@ def plot_confusion(cm: np.ndarray, path: Path, title: str, config: EvalConfig = 
     accuracy = np.trace(cm) / n if n else 0.0
     ax.set_title(f"Confusion matrix, MNIST test: {title}\naccuracy {accuracy:.2%}, {errors} errors in {n} digits",
                  fontsize=10)
-    fig.tight_layout()
     fig.savefig(path, dpi=config.dpi)
     return path
 
@@ -310,66 +310,78 @@ def plot_misclassified(images: np.ndarray, true: np.ndarray, pred: np.ndarray, c
     more = f", the {k} most confident shown" if k < total_wrong else ""
     fig.suptitle(f"Misclassified MNIST test digits: {total_wrong} of {total}{more}\ntrue\u2192predicted (confidence)",
                  fontsize=10)
-    fig.tight_layout(rect=(0, 0, 1, 1 - 0.7 / (rows * 1.15 + 0.8)))
     fig.savefig(path, dpi=config.dpi)
     return path
 
 
 def plot_curves(entries: list[dict[str, Any]], path: Path, title: str, config: EvalConfig = EvalConfig()) -> Path:
-    """Loss per epoch, and held-out/test accuracy against training seconds and epochs."""
+    """Loss per epoch, and held-out/test accuracy against training seconds and epochs.
+
+    Accuracy is drawn as error rate on a log axis labelled in accuracy, so 90% -> 99% -> 99.7% get
+    equal room: the last tenths of a percent are where networks differ.
+    """
+    from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator, NullLocator
+
     epochs = [e for e in entries if e.get("kind") == "epoch"]
     tests = [e for e in entries if e.get("test_acc") is not None]  # probes and epochs, in log order
 
-    def series(rows, x, y):
-        pts = [(r[x], r[y]) for r in rows if r.get(x) is not None and r.get(y) is not None]
-        return [p[0] for p in pts], [100 * p[1] if y.endswith("acc") else p[1] for p in pts]
+    def points(rows, x, y):
+        pts = [(float(r[x]), float(r[y])) for r in rows if r.get(x) is not None and r.get(y) is not None]
+        return [p[0] for p in pts], [p[1] for p in pts]
+
+    def error(accs):  # percent, floored so a perfect score stays on the log axis
+        return [max(config.min_error_percent, 100 * (1 - a)) for a in accs]
 
     fig = _figure(13.5, 4.2)
     ax_loss, ax_time, ax_epoch = fig.subplots(1, 3)
-    xs, ys = series(epochs, "epoch", "loss")
+    xs, ys = points(epochs, "epoch", "loss")
     ax_loss.plot(xs, ys, "o-", color="#444444", ms=3)
     ax_loss.set_xlabel("epoch")
-    ax_loss.set_ylabel("training loss")
+    ax_loss.set_ylabel("training loss (augmented batches)")
     ax_loss.set_title("Training loss")
     if ys and min(ys) > 0 and max(ys) / min(ys) > 10:
         ax_loss.set_yscale("log")
 
-    values = []
-    xs, ys = series(tests, "train_seconds", "test_acc")
-    ax_time.plot(xs, ys, ".-", color="#c0392b", label="test (MNIST test split)")
-    values += ys
-    xs, ys = series(epochs, "train_seconds", "val_acc")
-    ax_time.plot(xs, ys, "o-", color="#2471a3", ms=3, label="held-out (part of train split)")
-    values += ys
+    errors: list[float] = []
+    xs, ys = points(tests, "train_seconds", "test_acc")
+    ax_time.plot(xs, error(ys), ".-", color="#c0392b", label="test (MNIST test split)")
+    errors += error(ys)
+    xs, ys = points(epochs, "train_seconds", "val_acc")
+    ax_time.plot(xs, error(ys), "o-", color="#2471a3", ms=3, label="held-out (part of the train split)")
+    errors += error(ys)
     ax_time.set_xlabel("training seconds")
-    ax_time.set_ylabel("accuracy (%)")
     ax_time.set_title("Accuracy against training time")
 
     for key, colour, label in (("train_acc", "#7f8c8d", "training batches (augmented)"),
                                ("val_acc", "#2471a3", "held-out"), ("test_acc", "#c0392b", "test")):
-        xs, ys = series(epochs, "epoch", key)
-        ax_epoch.plot(xs, ys, "o-", color=colour, ms=3, label=label)
-        values += ys
+        xs, ys = points(epochs, "epoch", key)
+        ax_epoch.plot(xs, error(ys), "o-", color=colour, ms=3, label=label)
+        errors += error(ys)
     ax_epoch.set_xlabel("epoch")
-    ax_epoch.set_ylabel("accuracy (%)")
     ax_epoch.set_title("Accuracy per epoch")
 
-    if values:
-        top = min(100.0, max(values) + 0.2)
-        bottom = max(min(values) - 0.2, top - 5.0)  # zoom on the last few percent, where the differences are
-        for ax in (ax_time, ax_epoch):
-            ax.set_ylim(bottom, top)
-            for level in config.accuracy_levels:
-                if bottom < 100 * level < top:
-                    ax.axhline(100 * level, color="#999999", lw=0.7, ls="--")
-                    ax.annotate(f"{100 * level:.1f}%", (1.0, 100 * level), xycoords=("axes fraction", "data"),
-                                fontsize=7, color="#777777", ha="right", va="bottom")
-    for ax in (ax_loss, ax_time, ax_epoch):
-        ax.grid(alpha=0.3)
+    ticks = [e for e in (90, 50, 20, 10, 5, 2, 1, 0.5, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01)]
     for ax in (ax_time, ax_epoch):
+        ax.set_ylabel("accuracy (log scale of the error)")
+        if errors:
+            ax.set_yscale("log")
+            low, high = min(errors), max(errors)
+            ax.set_ylim(min(high * 1.3, 100), low / 1.3)  # inverted: higher accuracy is up
+            ax.yaxis.set_major_locator(FixedLocator([t for t in ticks if low / 1.3 <= t <= min(high * 1.3, 100)]))
+            ax.yaxis.set_minor_locator(NullLocator())
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda e, _: f"{100 - e:.4g}%"))
+            for level in config.accuracy_levels:
+                e = 100 * (1 - level)
+                if low / 1.3 < e < high * 1.3:
+                    ax.axhline(e, color="#999999", lw=0.7, ls="--")
+                    ax.annotate(f"{100 * level:.4g}%", (1.0, e), xycoords=("axes fraction", "data"),
+                                fontsize=7, color="#777777", ha="right", va="bottom")
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="lower right")
+    for ax in (ax_loss, ax_epoch):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    for ax in (ax_loss, ax_time, ax_epoch):
+        ax.grid(alpha=0.3)
     fig.suptitle(f"Training curves: {title}", fontsize=11)
-    fig.tight_layout()
     fig.savefig(path, dpi=config.dpi)
     return path

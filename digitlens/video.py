@@ -477,7 +477,7 @@ def _quiet_cv2() -> Any:
     """Silence OpenCV's own warnings while probing (we report failures ourselves); returns the old level."""
     try:
         old = cv2.utils.logging.getLogLevel()
-        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
         return old
     except Exception:
         return None
@@ -637,8 +637,10 @@ class Tracker:
     it by `switch_ratio` over the last `vote_frames` observations.
     """
 
-    def __init__(self, config: TrackConfig | None = None) -> None:
+    def __init__(self, config: TrackConfig | None = None,
+                 group: Callable[[Sequence[Digit]], tuple[tuple[Digit, ...], tuple[Number, ...]]] | None = None) -> None:
         self.config = config or TrackConfig()
+        self._group = group  # how digits become numbers; None = the reader's own group_numbers
         self.tracks: list[_Track] = []
         self._next_id = 1
 
@@ -675,7 +677,9 @@ class Tracker:
 
     def update(self, reading: Reading, t: float = 0.0) -> Reading:
         """Feed one frame's reading; returns the steady reading (stable digits with ids, numbers regrouped)."""
-        from digitlens.recognizer import group_numbers
+        if self._group is None:
+            from digitlens.recognizer import group_numbers
+            self._group = group_numbers
         cfg = self.config
         detections = [d for d in reading.digits if d.confidence >= cfg.min_confidence]
         boxes = np.array([d.box for d in detections], np.float64).reshape(-1, 4)
@@ -727,7 +731,7 @@ class Tracker:
             w = max(1, min(int(round(bw)), reading.width - x))
             h = max(1, min(int(round(bh)), reading.height - y))
             shown.append(Digit(tr.label, float(probs[tr.label]), (x, y, w, h), top3, tr.id))
-        digits, numbers = group_numbers(shown)
+        digits, numbers = self._group(shown)
         return Reading(reading.width, reading.height, tuple(numbers), tuple(digits), reading.elapsed_ms,
                        dict(reading.timings))
 

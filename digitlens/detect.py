@@ -1,0 +1,216 @@
+"""Frame -> candidate ink regions: light normalisation, binarisation, line removal, components, merging.
+
+Each stage is a pure function on numpy arrays. `find_candidates` wires them. Sizes are derived from
+the image and from the candidates themselves; every constant is a named field of DetectConfig.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DetectConfig:
+    max_side: int = 1280  # larger frames are processed at this long side (boxes are mapped back)
+    background_scale: int = 4  # the paper's brightness is estimated at 1/4 resolution ...
+    background_kernel_frac: float = 0.06  # ... with a closing this wide (fraction of the long side): wider than any stroke
+    polarity: str = "both"  # "dark" ink on light paper, "light" ink on dark boards, or "both" (the classifier decides)
+    high_contrast: float = 0.22  # a stroke must somewhere be 22% darker than its paper ...
+    low_contrast: float = 0.11  # ... and extends wherever it is 11% darker (hysteresis keeps faint ends)
+    line_length_frac: float = 0.12  # horizontal ink runs longer than this fraction of the width are ruled lines
+    vline_length_frac: float = 0.33  # vertical runs this long (fraction of the height) are lines: a "1" is shorter
+    min_height_px: int = 8  # smaller specks are noise at any distance
+    min_area_px: int = 20
+    max_height_frac: float = 0.9  # a region as tall as the frame is a page edge or a shadow
+    max_aspect: float = 8.0  # width / height beyond this is a line, not a digit or a number
+    merge_overlap: float = 0.5  # merge pieces overlapping in x by half the narrower's width ...
+    merge_gap: float = 0.3  # ... whose vertical gap is under 0.3 of the taller's height ...
+    merge_growth: float = 1.5  # ... if the merged height stays under 1.5 x the taller's (not two lines)
+    max_candidates: int = 200  # beyond this the frame is texture, not writing: keep the largest
+
+
+@dataclass(frozen=True)
+class Candidate:
+    box: tuple[int, int, int, int]  # x, y, w, h in processing pixels
+    mask: np.ndarray  # (h, w) uint8, 1 where this candidate's ink is
+    polarity: str
+
+
+def to_grey(image: np.ndarray) -> np.ndarray:
+    """BGR, BGRA or grey uint8 -> grey uint8 (a new array)."""
+    if image.ndim == 2:
+        return image.copy()
+    if image.ndim == 3 and image.shape[2] == 1:
+        return image[:, :, 0].copy()
+    if image.ndim == 3 and image.shape[2] == 3:
+        return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(image, cv2.COLOR_BGRA2GRAY)
+    raise ValueError(f"expected a grey (H, W) or BGR (H, W, 3) image, got shape {image.shape}")
+
+
+def background(grey: np.ndarray, cfg: DetectConfig) -> np.ndarray:
+    """The paper's (or board's) brightness without the ink: a large median ignores sparse strokes of
+    either polarity, so the same estimate serves dark ink on paper and chalk on a board."""
+    h, w = grey.shape
+    s = cfg.background_scale
+    small = cv2.resize(grey, (max(1, w // s), max(1, h // s)), interpolation=cv2.INTER_AREA)
+    k = max(3, int(cfg.background_kernel_frac * max(h, w) / s) | 1)
+    bg = cv2.medianBlur(small, k)
+    bg = cv2.blur(bg, (k // 2 + 1, k // 2 + 1))  # soften the median's plateaus so the division leaves no edges
+    return cv2.resize(bg, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def ink_contrast(grey: np.ndarray, bg: np.ndarray, light_ink: bool) -> np.ndarray:
+    """0..1 float map: how much darker (or lighter) than its local paper each pixel is."""
+    bg = bg.astype(np.float32)
+    g = cv2.GaussianBlur(grey, (3, 3), 0).astype(np.float32)
+    if light_ink:
+        # Light chalk on a dark board: contrast relative to the headroom above the board.
+        return np.clip((g - bg) / np.maximum(255.0 - bg, 16.0), 0, 1)
+    return np.clip(1.0 - g / np.maximum(bg, 16.0), 0, 1)
+
+
+def binarise(contrast: np.ndarray, cfg: DetectConfig) -> np.ndarray:
+    """Hysteresis threshold: weak ink regions are kept where they hold strong ink somewhere."""
+    weak = (contrast > cfg.low_contrast).astype(np.uint8)
+    n, labels = cv2.connectedComponents(weak, connectivity=8)
+    if n <= 1:
+        return weak
+    strong_count = np.bincount(labels[contrast > cfg.high_contrast], minlength=n)
+    keep = strong_count > 0
+    keep[0] = False
+    return keep[labels].astype(np.uint8)
+
+
+def remove_lines(mask: np.ndarray, cfg: DetectConfig) -> np.ndarray:
+    """Subtract long horizontal and vertical runs (ruled and squared paper), then mend the strokes they cut."""
+    h, w = mask.shape
+    hl = max(15, int(cfg.line_length_frac * w))
+    vl = max(15, int(cfg.vline_length_frac * h))
+    horiz = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (hl, 1)))
+    vert = cv2.morphologyEx(mask, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, vl)))
+    lines = cv2.bitwise_or(horiz, vert)
+    if not lines.any():
+        return mask
+    lines = cv2.dilate(lines, np.ones((3, 3), np.uint8))
+    cleaned = cv2.bitwise_and(mask, cv2.bitwise_not(lines * 255) // 255)
+    # A stroke crossing a line was cut: bridge the cut vertically (or horizontally) inside the line's band only.
+    bridge = cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 9)))
+    bridge = cv2.bitwise_or(bridge, cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (9, 1))))
+    return cv2.bitwise_or(cleaned, cv2.bitwise_and(bridge, lines))
+
+
+def _merge_groups(stats: np.ndarray, cfg: DetectConfig) -> list[list[int]]:
+    """Group component indices that are pieces of one digit (the detached bar of a 5, an open 4, a broken 0)."""
+    n = len(stats)
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    boxes = stats[:, :4].astype(np.int64)
+    order = np.argsort(boxes[:, 0])
+    for a_pos in range(n):
+        a = order[a_pos]
+        ax, ay, aw, ah = boxes[a]
+        for b in order[a_pos + 1:]:
+            bx, by, bw, bh = boxes[b]
+            if bx > ax + aw:
+                break  # sorted by x: nothing further overlaps a in x
+            overlap = min(ax + aw, bx + bw) - max(ax, bx)
+            if overlap < cfg.merge_overlap * min(aw, bw):
+                continue
+            gap = max(by - (ay + ah), ay - (by + bh), 0)
+            tall = max(ah, bh)
+            merged_h = max(ay + ah, by + bh) - min(ay, by)
+            if gap <= cfg.merge_gap * tall and merged_h <= cfg.merge_growth * tall:
+                parent[find(a)] = find(b)
+    groups: dict[int, list[int]] = {}
+    for i in range(n):
+        groups.setdefault(find(i), []).append(i)
+    return list(groups.values())
+
+
+def components(mask: np.ndarray, cfg: DetectConfig, polarity: str) -> list[Candidate]:
+    """Connected ink regions, merged and filtered, each with its own mask (neighbours' ink excluded)."""
+    h, w = mask.shape
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 1:
+        return []
+    stats = stats[1:]
+    ids = np.arange(1, n)
+    keep = stats[:, cv2.CC_STAT_AREA] >= 3  # single-pixel noise never helps a merge
+    stats, ids = stats[keep], ids[keep]
+    out: list[Candidate] = []
+    for group in _merge_groups(stats, cfg):
+        g = stats[group]
+        x0, y0 = int(g[:, 0].min()), int(g[:, 1].min())
+        x1, y1 = int((g[:, 0] + g[:, 2]).max()), int((g[:, 1] + g[:, 3]).max())
+        bw, bh = x1 - x0, y1 - y0
+        area = int(g[:, cv2.CC_STAT_AREA].sum())
+        if bh < cfg.min_height_px or area < cfg.min_area_px:
+            continue
+        if bh > cfg.max_height_frac * h or bw > cfg.max_height_frac * w:
+            continue
+        if bw > cfg.max_aspect * bh:
+            continue
+        crop = np.isin(labels[y0:y1, x0:x1], ids[group]).astype(np.uint8)
+        out.append(Candidate((x0, y0, bw, bh), crop, polarity))
+    if len(out) > cfg.max_candidates:
+        out.sort(key=lambda c: -int(c.mask.sum()))
+        out = out[:cfg.max_candidates]
+    return out
+
+
+def find_candidates(image: np.ndarray, cfg: DetectConfig = DetectConfig()) -> tuple[list[Candidate], float]:
+    """Image (BGR or grey uint8) -> candidates in processing pixels, and the scale (processing / input)."""
+    grey = to_grey(image)
+    h, w = grey.shape
+    scale = min(1.0, cfg.max_side / max(h, w))
+    if scale < 1.0:
+        grey = cv2.resize(grey, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
+    polarities = {"both": ("dark", "light"), "dark": ("dark",), "light": ("light",)}.get(cfg.polarity)
+    if polarities is None:
+        raise ValueError(f"polarity must be 'dark', 'light' or 'both', got {cfg.polarity!r}")
+    candidates: list[Candidate] = []
+    bg = background(grey, cfg)
+    for polarity in polarities:
+        mask = binarise(ink_contrast(grey, bg, polarity == "light"), cfg)
+        if not mask.any():
+            continue
+        candidates.extend(components(remove_lines(mask, cfg), cfg, polarity))
+    return candidates, scale
+
+
+def split_points(mask: np.ndarray, parts: int) -> list[int]:
+    """Columns where a wide candidate should be cut into `parts` digits: minima of the ink projection
+    near the equal divisions."""
+    h, w = mask.shape
+    profile = mask.sum(axis=0).astype(np.float32)
+    profile = np.convolve(profile, np.ones(3, np.float32) / 3, mode="same")
+    cuts = []
+    for k in range(1, parts):
+        centre = int(round(k * w / parts))
+        half = max(1, int(w / parts * 0.35))
+        lo, hi = max(1, centre - half), min(w - 1, centre + half)
+        if hi <= lo:
+            return []
+        cuts.append(lo + int(np.argmin(profile[lo:hi])))
+    return cuts
+
+
+def split_mask(mask: np.ndarray, cuts: list[int]) -> list[tuple[int, np.ndarray]]:
+    """Cut a mask at columns; returns (x offset, sub-mask trimmed to its ink) for each part with ink."""
+    edges = [0, *cuts, mask.shape[1]]
+    parts = []
+    for a, b in zip(edges[:-1], edges[1:]):
+        sub = mask[:, a:b]
+        if sub.any():
+            parts.append((a, sub))
+    return parts

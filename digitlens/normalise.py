@@ -1,0 +1,110 @@
+"""Candidate ink -> a 28x28 crop made the way MNIST was made.
+
+LeCun et al. fitted each NIST digit into a 20x20 box keeping its aspect ratio (anti-aliased by the
+resampling) and centred its centre of mass in a 28x28 field. We do the same, and also bring the
+stroke width to MNIST's typical width, since pens and camera distances vary far more than NIST's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class NormaliseConfig:
+    box: int = 20  # MNIST fits the digit's longer side into 20 px ...
+    field: int = 28  # ... and centres it by mass in a 28x28 field
+    work: int = 4  # work at 4x the box (80 px) so stroke-width changes are fine-grained
+    stroke_target: float = 2.0  # stroke width in px at box scale: the median MNIST digit binarised at 50%
+    stroke_tolerance: float = 0.6  # leave widths within +-0.6 px of the target alone
+    max_erode_frac: float = 0.35  # never erode more than this fraction of the measured width
+    min_side_frac: float = 0.12  # a very thin candidate (a "1", a dash) keeps at least this fraction of the box
+
+
+def stroke_width(mask: np.ndarray) -> float:
+    """Mean stroke width of a binary mask in pixels: 2 * area / boundary length (a stroke is a long thin ribbon)."""
+    mask = (mask > 0).astype(np.uint8)
+    area = float(mask.sum())
+    if area == 0:
+        return 0.0
+    eroded = cv2.erode(mask, np.ones((3, 3), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=0)
+    boundary = float(mask.sum() - eroded.sum())
+    return 2.0 * area / max(boundary, 1.0)
+
+
+def _disk(radius: int) -> np.ndarray:
+    return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+
+
+def fit_mask(mask: np.ndarray, cfg: NormaliseConfig = NormaliseConfig()) -> np.ndarray:
+    """Binary ink mask (h, w) cropped to the digit -> float mask at work scale, longer side = box * work."""
+    h, w = mask.shape
+    side = cfg.box * cfg.work
+    scale = side / max(h, w)
+    nh = max(1, int(round(h * scale)))
+    nw = max(1, int(round(w * scale)))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    big = cv2.resize(mask.astype(np.float32), (nw, nh), interpolation=interp)
+    return (big > 0.5).astype(np.uint8)
+
+
+def normalise_stroke(big: np.ndarray, cfg: NormaliseConfig = NormaliseConfig()) -> np.ndarray:
+    """Thicken or thin a work-scale binary mask toward MNIST's stroke width."""
+    width = stroke_width(big) / cfg.work
+    delta = cfg.stroke_target - width
+    if abs(delta) <= cfg.stroke_tolerance:
+        return big
+    pad = cfg.work * 3
+    padded = cv2.copyMakeBorder(big, pad, pad, pad, pad, cv2.BORDER_CONSTANT, value=0)
+    if delta > 0:
+        radius = int(round(delta * cfg.work / 2))
+        out = cv2.dilate(padded, _disk(radius)) if radius > 0 else padded
+    else:
+        radius = int(round(min(-delta, cfg.max_erode_frac * width) * cfg.work / 2))
+        out = cv2.erode(padded, _disk(radius)) if radius > 0 else padded
+        if out.sum() < 0.25 * padded.sum():  # erosion would erase the digit: keep the original
+            out = padded
+    return out
+
+
+def centre_by_mass(digit: np.ndarray, cfg: NormaliseConfig = NormaliseConfig()) -> np.ndarray:
+    """Place a float image (<= box x box) in the field so that its centre of mass is at the centre."""
+    field = np.zeros((cfg.field, cfg.field), np.float32)
+    total = float(digit.sum())
+    h, w = digit.shape
+    if total <= 0:
+        return field
+    ys, xs = np.indices(digit.shape)
+    cy = float((ys * digit).sum() / total)
+    cx = float((xs * digit).sum() / total)
+    # Sub-pixel shift by warpAffine keeps MNIST's anti-aliasing instead of rounding to whole pixels.
+    m = np.float32([[1, 0, cfg.field / 2 - 0.5 - cx], [0, 1, cfg.field / 2 - 0.5 - cy]])
+    return cv2.warpAffine(digit, m, (cfg.field, cfg.field), flags=cv2.INTER_LINEAR, borderValue=0)
+
+
+def normalise_mask(mask: np.ndarray, cfg: NormaliseConfig = NormaliseConfig()) -> np.ndarray:
+    """Binary ink mask of one candidate (any size, ink > 0) -> (28, 28) uint8, white ink on black, MNIST-style."""
+    ys, xs = np.nonzero(mask)
+    if len(ys) == 0:
+        return np.zeros((cfg.field, cfg.field), np.uint8)
+    mask = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    big = normalise_stroke(fit_mask(mask, cfg), cfg)
+    ys, xs = np.nonzero(big)
+    big = big[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(np.float32)
+    h, w = big.shape
+    scale = cfg.box / max(h, w)
+    nh = max(int(round(cfg.min_side_frac * cfg.box)), int(round(h * scale)), 1)
+    nw = max(int(round(cfg.min_side_frac * cfg.box)), int(round(w * scale)), 1)
+    small = cv2.resize(big, (nw, nh), interpolation=cv2.INTER_AREA)
+    out = centre_by_mass(small, cfg)
+    return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def normalise_batch(masks: list[np.ndarray], cfg: NormaliseConfig = NormaliseConfig()) -> np.ndarray:
+    """Many candidates at once -> (N, 28, 28) uint8."""
+    out = np.zeros((len(masks), cfg.field, cfg.field), np.uint8)
+    for i, m in enumerate(masks):
+        out[i] = normalise_mask(m, cfg)
+    return out

@@ -1,0 +1,287 @@
+"""Recognizer: the one reading path used by `read`, `live` and `serve`.
+
+    image -> detect (candidates) -> normalise (28x28 MNIST-style) -> classify (ONNX, one batch)
+          -> reject (not-a-digit class, calibrated confidence) -> split touching digits -> group -> Reading
+
+No torch here: the model is an ONNX file run by onnxruntime.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from digitlens import detect, modelfile
+from digitlens.normalise import NormaliseConfig, normalise_mask
+from digitlens.reading import Digit, Number, Reading
+
+SHIPPED_MODEL = "lens.onnx"
+
+
+@dataclass(frozen=True)
+class ClassifyConfig:
+    min_confidence: float = 0.5  # a digit's calibrated probability must reach this, else "no digit"
+    split_aspect: float = 0.95  # candidates wider than 0.95 x their height may be touching digits
+    split_min_confidence: float = 0.6  # every part of an accepted split must be a digit this sure
+    split_width_per_digit: float = 0.7  # a handwritten digit is ~0.7 as wide as tall: sets how many parts to try
+    max_split_parts: int = 6
+    nms_iou: float = 0.4  # two digit boxes overlapping more than this are one digit (keep the surer)
+    small_in_line: float = 0.4  # a "digit" under 0.4 x the tallest in its line is a dot or a speck
+
+
+@dataclass(frozen=True)
+class GroupConfig:
+    line_overlap: float = 0.5  # a digit joins a line if it shares half its height with the line's span
+    number_gap: float = 0.6  # a gap wider than 0.6 x the line's median digit height starts a new number
+
+
+@dataclass(frozen=True)
+class ReaderConfig:
+    detect: detect.DetectConfig = field(default_factory=detect.DetectConfig)
+    normalise: NormaliseConfig = field(default_factory=NormaliseConfig)
+    classify: ClassifyConfig = field(default_factory=ClassifyConfig)
+    group: GroupConfig = field(default_factory=GroupConfig)
+    intra_op_threads: int = 0  # onnxruntime threads; 0 = all cores, 1 for a one-core budget
+
+
+def shipped_model_path() -> Path:
+    return Path(str(resources.files("digitlens") / "models" / SHIPPED_MODEL))
+
+
+def _shipped_sha256(path: Path) -> str | None:
+    card = path.with_suffix(".json")
+    if card.exists():
+        return json.loads(card.read_text()).get("sha256")
+    return None
+
+
+def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    z = logits.astype(np.float64) / temperature
+    z -= z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _union(boxes: Sequence[tuple[int, int, int, int]]) -> tuple[int, int, int, int]:
+    x0 = min(b[0] for b in boxes)
+    y0 = min(b[1] for b in boxes)
+    x1 = max(b[0] + b[2] for b in boxes)
+    y1 = max(b[1] + b[3] for b in boxes)
+    return (x0, y0, x1 - x0, y1 - y0)
+
+
+def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union else 0.0
+
+
+def group_lines(digits: Sequence[Digit], cfg: GroupConfig = GroupConfig()) -> list[list[Digit]]:
+    """Digits -> lines (top to bottom), each left to right. A line is the digits sharing its vertical span."""
+    lines: list[dict] = []
+    for d in sorted(digits, key=lambda d: d.box[1] + d.box[3] / 2):
+        top, bottom = d.box[1], d.box[1] + d.box[3]
+        best, best_overlap = None, 0.0
+        for line in lines:
+            overlap = min(bottom, line["bottom"]) - max(top, line["top"])
+            frac = overlap / max(1, min(d.box[3], line["bottom"] - line["top"]))
+            if frac >= cfg.line_overlap and frac > best_overlap:
+                best, best_overlap = line, frac
+        if best is None:
+            lines.append({"top": top, "bottom": bottom, "digits": [d]})
+        else:
+            best["digits"].append(d)
+            # Track the line's centre band, not the union, so one tall digit does not swallow the next line.
+            hs = [x.box[3] for x in best["digits"]]
+            cy = float(np.median([x.box[1] + x.box[3] / 2 for x in best["digits"]]))
+            half = float(np.median(hs)) / 2
+            best["top"], best["bottom"] = cy - half, cy + half
+    lines.sort(key=lambda line: (line["top"] + line["bottom"]) / 2)
+    return [sorted(line["digits"], key=lambda d: d.box[0]) for line in lines]
+
+
+def group_numbers(digits: Sequence[Digit], cfg: GroupConfig = GroupConfig()) -> tuple[tuple[Digit, ...], tuple[Number, ...]]:
+    """Put digits in reading order and group them into numbers (indices into the returned digits)."""
+    ordered: list[Digit] = []
+    numbers: list[Number] = []
+    for line in group_lines(digits, cfg):
+        height = float(np.median([d.box[3] for d in line]))
+        run: list[int] = []
+        for d in line:
+            if run:
+                prev = ordered[run[-1]]
+                gap = d.box[0] - (prev.box[0] + prev.box[2])
+                if gap > cfg.number_gap * height:
+                    numbers.append(_number(ordered, run))
+                    run = []
+            ordered.append(d)
+            run.append(len(ordered) - 1)
+        if run:
+            numbers.append(_number(ordered, run))
+    return tuple(ordered), tuple(numbers)
+
+
+def _number(ordered: list[Digit], run: list[int]) -> Number:
+    members = [ordered[i] for i in run]
+    conf = float(np.prod([d.confidence for d in members]))
+    return Number("".join(str(d.digit) for d in members), conf, _union([d.box for d in members]), tuple(run))
+
+
+@dataclass
+class _Hypothesis:
+    box: tuple[int, int, int, int]  # processing pixels
+    rows: list[int]  # rows of the probability batch, one per digit
+
+
+class Recognizer:
+    """Reads handwritten digits and numbers in images. Load once, call `read` per image (thread-safe)."""
+
+    def __init__(self, model: modelfile.LoadedModel, config: ReaderConfig = ReaderConfig()):
+        self.model = model
+        self.config = config
+        extra = model.metadata.get("extra") or {}
+        self.temperature = float(extra.get("temperature", 1.0))
+        self.reject_index = 10 if len(model.classes) > 10 else None
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, config: ReaderConfig | None = None) -> "Recognizer":
+        """The shipped model (checked against the SHA-256 of its card), or a model file of yours."""
+        config = config or ReaderConfig()
+        if path is None:
+            path = shipped_model_path()
+            model = modelfile.load_model(path, config.intra_op_threads, expected_sha256=_shipped_sha256(path))
+        else:
+            model = modelfile.load_model(path, config.intra_op_threads)
+        return cls(model, config)
+
+    @property
+    def metadata(self) -> dict:
+        return {**self.model.metadata, "path": self.model.path, "sha256": self.model.sha256}
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return self.model.classes
+
+    def classify(self, crops: np.ndarray) -> np.ndarray:
+        """(N, 28, 28) MNIST-style crops (white ink on black; uint8 0..255 or float 0..1) -> (N, classes)
+        calibrated probabilities, the ten digits first."""
+        crops = np.asarray(crops)
+        if crops.ndim == 2 and crops.shape == (28, 28):
+            crops = crops[None]
+        if crops.ndim != 3 or crops.shape[1:] != (28, 28):
+            raise ValueError(f"crops must have shape (N, 28, 28), got {crops.shape}")
+        if crops.dtype != np.uint8 and not np.issubdtype(crops.dtype, np.floating):
+            raise ValueError(f"crops must be uint8 0..255 or float 0..1, got {crops.dtype}")
+        return softmax(self.model.logits(crops), self.temperature) if len(crops) else np.zeros((0, len(self.classes)), np.float32)
+
+    # ------------------------------------------------------------ read
+
+    def read(self, image: np.ndarray) -> Reading:
+        """Read the digits and numbers in a BGR (H, W, 3) or grey (H, W) uint8 image."""
+        t0 = time.perf_counter()
+        image = np.asarray(image)
+        if image.dtype != np.uint8:
+            raise ValueError(f"image must be uint8, got {image.dtype}")
+        if image.ndim not in (2, 3) or image.shape[0] == 0 or image.shape[1] == 0:
+            raise ValueError(f"image must be (H, W) or (H, W, 3) and non-empty, got shape {image.shape}")
+        height, width = image.shape[:2]
+        cfg = self.config
+        timings = {}
+        candidates, scale = detect.find_candidates(image, cfg.detect)
+        t1 = time.perf_counter()
+        timings["detect"] = (t1 - t0) * 1000
+        crops: list[np.ndarray] = []
+        options: list[list[_Hypothesis]] = []  # per candidate: whole, then splits
+        for cand in candidates:
+            x, y, w, h = cand.box
+            hyps = [_Hypothesis(cand.box, [len(crops)])]
+            crops.append(normalise_mask(cand.mask, cfg.normalise))
+            if w > cfg.classify.split_aspect * h:
+                est = int(round(w / (cfg.classify.split_width_per_digit * h)))
+                for parts in sorted({max(2, est), max(2, est + 1), max(2, est - 1)}):
+                    if parts > cfg.classify.max_split_parts:
+                        continue
+                    cuts = detect.split_points(cand.mask, parts)
+                    pieces = detect.split_mask(cand.mask, cuts) if cuts else []
+                    if len(pieces) != parts:
+                        continue
+                    rows, boxes = [], []
+                    for dx, sub in pieces:
+                        ys, xs = np.nonzero(sub)
+                        boxes.append((x + dx + int(xs.min()), y + int(ys.min()),
+                                      int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)))
+                        rows.append(len(crops))
+                        crops.append(normalise_mask(sub, cfg.normalise))
+                    hyp = _Hypothesis(cand.box, rows)
+                    hyp.boxes = boxes  # type: ignore[attr-defined]
+                    hyps.append(hyp)
+            options.append(hyps)
+        t2 = time.perf_counter()
+        timings["normalise"] = (t2 - t1) * 1000
+        probs = self.classify(np.stack(crops)) if crops else np.zeros((0, len(self.classes)), np.float32)
+        t3 = time.perf_counter()
+        timings["classify"] = (t3 - t2) * 1000
+        digits = self._decide(options, probs, scale, width, height)
+        ordered, numbers = group_numbers(digits, cfg.group)
+        t4 = time.perf_counter()
+        timings["group"] = (t4 - t3) * 1000
+        return Reading(width, height, numbers, ordered, (t4 - t0) * 1000, timings)
+
+    def _digit(self, p: np.ndarray, box: tuple[int, int, int, int], scale: float, width: int, height: int) -> Digit:
+        d = int(np.argmax(p[:10]))
+        top = np.argsort(-p[:10])[:3]
+        inv = 1.0 / scale
+        x, y, w, h = box
+        x0, y0 = int(round(x * inv)), int(round(y * inv))
+        x1, y1 = min(width, int(round((x + w) * inv))), min(height, int(round((y + h) * inv)))
+        return Digit(d, float(p[d]), (x0, y0, max(1, x1 - x0), max(1, y1 - y0)),
+                     tuple((int(k), float(p[k])) for k in top))
+
+    def _is_digit(self, p: np.ndarray, min_conf: float) -> bool:
+        best = int(np.argmax(p))
+        return best < 10 and float(p[best]) >= min_conf
+
+    def _decide(self, options: list[list[_Hypothesis]], probs: np.ndarray, scale: float,
+                width: int, height: int) -> list[Digit]:
+        cc = self.config.classify
+        found: list[Digit] = []
+        for hyps in options:
+            whole = hyps[0]
+            p_whole = probs[whole.rows[0]]
+            whole_ok = self._is_digit(p_whole, cc.min_confidence)
+            best_split, best_score = None, -1.0
+            for hyp in hyps[1:]:
+                ps = probs[hyp.rows]
+                if all(self._is_digit(p, cc.split_min_confidence) for p in ps):
+                    score = float(np.min(ps[:, :10].max(axis=1)))
+                    if score > best_score:
+                        best_split, best_score = hyp, score
+            whole_score = float(p_whole[:10].max()) if whole_ok else -1.0
+            if best_split is not None and best_score > whole_score:
+                for row, box in zip(best_split.rows, best_split.boxes):  # type: ignore[attr-defined]
+                    found.append(self._digit(probs[row], box, scale, width, height))
+            elif whole_ok:
+                found.append(self._digit(p_whole, whole.box, scale, width, height))
+        found = self._suppress(found)
+        return self._drop_specks(found)
+
+    def _suppress(self, digits: list[Digit]) -> list[Digit]:
+        kept: list[Digit] = []
+        for d in sorted(digits, key=lambda d: -d.confidence):
+            if all(_iou(d.box, k.box) <= self.config.classify.nms_iou for k in kept):
+                kept.append(d)
+        return kept
+
+    def _drop_specks(self, digits: list[Digit]) -> list[Digit]:
+        out = []
+        for line in group_lines(digits, self.config.group):
+            tallest = max(d.box[3] for d in line)
+            out.extend(d for d in line if d.box[3] >= self.config.classify.small_in_line * tallest)
+        return out

@@ -41,7 +41,7 @@ def _blobs(n: int = 3, size=(120, 320)) -> np.ndarray:
     """White paper with n dark squares side by side: the fake reads them as 0, 1, ..., n-1."""
     img = np.full((*size, 3), 235, np.uint8)
     for i in range(n):
-        x = 20 + i * 90
+        x = 20 + i * 62  # 12 px gaps: one number, also after the tracker regroups
         cv2.rectangle(img, (x, 30), (x + 50, 90), (20, 20, 20), -1)
     return img
 

@@ -208,7 +208,7 @@ def classify_throughput(reader, crops: np.ndarray, repeats: int) -> float:
 # ---------------------------------------------------------------- failure montage
 
 def _tile(image: np.ndarray, truth: dict, reading, name: str, size: tuple[int, int] = (420, 315)) -> np.ndarray:
-    out = draw_truth(image, {"digits": truth["digits"], "numbers": []})
+    out = draw_truth(image, truth, caption=False)
     for d in reading.digits:
         x, y, w, h = d.box
         cv2.rectangle(out, (x, y), (x + w, y + h), (0, 0, 230), 2)

@@ -746,15 +746,16 @@ def scene_rng(seed: int, kind: str, index: int) -> np.random.Generator:
     return np.random.default_rng([seed, KINDS.index(kind), index])
 
 
-def draw_truth(image: np.ndarray, truth: dict) -> np.ndarray:
-    """A copy of `image` with the truth boxes and digits drawn (for inspection)."""
+def draw_truth(image: np.ndarray, truth: dict, caption: bool = True) -> np.ndarray:
+    """A copy of `image` with the truth boxes and digits drawn (for inspection), and the numbers as a caption."""
     out = image.copy()
     for d in truth["digits"]:
         x, y, bw, bh = d["box"]
         cv2.rectangle(out, (x, y), (x + bw, y + bh), (0, 200, 0), 1)
         cv2.putText(out, str(d["digit"]), (x, max(12, y - 3)), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 160, 0), 1, cv2.LINE_AA)
-    cv2.putText(out, " ".join(truth["numbers"]) or "(empty)", (5, out.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
-                (0, 0, 255), 2, cv2.LINE_AA)
+    if caption:
+        cv2.putText(out, " ".join(truth["numbers"]) or "(empty)", (5, out.shape[0] - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.6,
+                    (0, 0, 255), 2, cv2.LINE_AA)
     return out
 
 

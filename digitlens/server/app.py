@@ -291,6 +291,17 @@ def _validation_message(errors: list[dict[str, Any]]) -> str:
     return f"{where}: {first.get('msg', 'invalid')}{more}"
 
 
+def _test_accuracy(meta: dict[str, Any]) -> float | None:
+    """MNIST test accuracy (0..1) from the metadata: a number, or a dict of splits with "mnist_test"."""
+    acc = meta.get("mnist_test_accuracy")
+    if isinstance(acc, dict):
+        acc = acc.get("mnist_test")
+    try:
+        return None if acc is None else float(acc)
+    except (TypeError, ValueError):
+        return None
+
+
 def _model_file_info(path: Path | None) -> dict[str, Any]:
     if path is None or not Path(path).is_file():
         return {"file": None, "sha256": None}
@@ -309,11 +320,10 @@ def create_app(config: ServeConfig | None = None, model_path: str | Path | None 
         rec = recognizer
         path = Path(model_path) if model_path is not None else None
         if rec is None:
-            from digitlens.recognizer import Recognizer
+            from digitlens.recognizer import ReaderConfig, Recognizer, shipped_model_path
 
-            rec = await asyncio.to_thread(Recognizer.load, path)
-            if path is None:
-                path = Path(getattr(rec, "path", "") or Path(__file__).parents[1] / "models" / "lens.onnx")
+            rec = await asyncio.to_thread(Recognizer.load, path, ReaderConfig(intra_op_threads=cfg.ort_threads))
+            path = path or shipped_model_path()
         engine = Engine(cfg, rec, path)
         app.state.engine = engine
         app.state.model_info = _model_file_info(path)
@@ -430,7 +440,7 @@ def create_app(config: ServeConfig | None = None, model_path: str | Path | None 
         engine = engine_of(request)
         meta = dict(getattr(engine.recognizer, "metadata", {}) or {})
         return {"version": __version__, "classes": [str(c) for c in engine.recognizer.classes],
-                "mnist_test_accuracy": meta.get("mnist_test_accuracy"), **request.app.state.model_info,
+                "mnist_test_accuracy": _test_accuracy(meta), **request.app.state.model_info,
                 "metadata": meta, "limits": cfg.public()}
 
     @app.websocket("/api/stream")

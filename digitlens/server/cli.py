@@ -101,3 +101,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"serve": (HELP, add_arguments, run)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m digitlens.server.cli [options]`: the same as `digitlens serve [options]`."""
+    parser = argparse.ArgumentParser(prog="digitlens serve", description=HELP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -24,6 +24,7 @@ class ServeConfig:
     host: str = "127.0.0.1"  # localhost only unless the user says otherwise
     port: int = 8000
     workers: int = field(default_factory=default_workers)  # inference threads; CPU-bound, so one per core
+    ort_threads: int = 1  # onnxruntime threads per read: the workers already keep every core busy
     max_inflight: int = 16  # requests decoding/reading at once (queued on the workers); past it: 503
     retry_after_s: int = 1  # Retry-After header of a 503: one reading takes tens of ms, so retry soon
     request_timeout_s: float = 10.0  # per-request limit on decode + read; past it: 504
@@ -42,7 +43,7 @@ class ServeConfig:
     log_level: str = "info"
 
     def __post_init__(self) -> None:
-        positive = ("workers", "max_inflight", "max_upload_bytes", "max_json_bytes", "max_pixels",
+        positive = ("workers", "ort_threads", "max_inflight", "max_upload_bytes", "max_json_bytes", "max_pixels",
                     "max_classify_batch", "ws_max_frame_bytes", "ws_burst", "ws_max_throttled", "ws_max_pixels")
         for name in positive:
             if getattr(self, name) <= 0:

@@ -44,6 +44,7 @@ class ClipConfig:
     noise: float = 1.5  # sensor noise sigma in grey levels (small: it bloats the video file)
     ink_bgr: tuple[int, int, int] = (70, 40, 30)  # dark blue-black ink
     paper_bgr: tuple[int, int, int] = (222, 232, 238)  # off-white paper, slightly warm
+    fill_frame: bool = True  # the paper fills the frame (no desk, no paper edge in view)
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class TruthDigit:
     digit: int
     box: tuple[int, int, int, int]  # x, y, w, h in the frame
     number: int  # index of its number on the page
+    index: int  # index of the digit on the page: the same digit in every frame
 
 
 @dataclass(frozen=True)
@@ -85,15 +87,23 @@ def write_page(images: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
     col_w = [max(widths[k] for k in range(c, len(chosen), cfg.per_line)) for c in range(min(cfg.per_line, len(chosen)))]
     col_x = [2 * cfg.digit_px + sum(col_w[:c]) + c * cfg.number_gap * cfg.digit_px for c in range(len(col_w))]
     line_h = cfg.line_gap * cfg.digit_px
-    page_w = int(col_x[-1] + col_w[-1] + 2 * cfg.digit_px)
-    page_h = int(n_lines * line_h + 3 * cfg.digit_px)
+    text_w = col_x[-1] + col_w[-1] + 2 * cfg.digit_px
+    text_h = n_lines * line_h + 3 * cfg.digit_px
+    page_w, page_h = int(text_w), int(text_h)
+    if cfg.fill_frame:  # paper beyond the frame's edges at the widest zoom, pan, shake and tilt
+        reach = (1 + 2 * math.sin(math.radians(cfg.rotate_deg))) / (cfg.page_scale * (1 - cfg.zoom))
+        margin = 2 * (cfg.pan_px + 3 * cfg.shake_px)
+        page_w = max(page_w, int((cfg.width + margin) * reach) + 2)
+        page_h = max(page_h, int((cfg.height + margin) * reach) + 2)
+    off_x, off_y = (page_w - text_w) / 2, (page_h - text_h) / 2
+    col_x = [c + off_x for c in col_x]
     ink = np.zeros((page_h, page_w), np.float32)
     digits: list[tuple[int, int, tuple[int, int, int, int]]] = []
     numbers: list[str] = []
     for k, glyphs in enumerate(chosen):
         line, col = divmod(k, cfg.per_line)
         x = col_x[col] + rng.uniform(0, 0.3) * cfg.digit_px
-        y = 1.5 * cfg.digit_px + line * line_h
+        y = off_y + 1.5 * cfg.digit_px + line * line_h
         text = ""
         for label, glyph, (bx, by, bw, bh) in glyphs:
             # place by the ink, not the 28x28 cell: MNIST digits vary in width and would touch
@@ -148,14 +158,14 @@ def film(page: np.ndarray, page_digits: Sequence[tuple[int, int, tuple[int, int,
             frame = np.clip(frame + rng.normal(0, cfg.noise, frame.shape), 0, 255).astype(np.uint8)
         truth_digits = []
         complete = {k: True for k in range(len(numbers))}
-        for label, k, (x, y, bw, bh) in page_digits:
+        for j, (label, k, (x, y, bw, bh)) in enumerate(page_digits):
             corners = np.array([[x, y, 1], [x + bw, y, 1], [x, y + bh, 1], [x + bw, y + bh, 1]], np.float64) @ m.T
             x0, y0 = corners.min(0)
             x1, y1 = corners.max(0)
             if x0 < 0 or y0 < 0 or x1 > cfg.width or y1 > cfg.height:
                 complete[k] = False
                 continue
-            truth_digits.append(TruthDigit(label, (int(x0), int(y0), int(x1 - x0), int(y1 - y0)), k))
+            truth_digits.append(TruthDigit(label, (int(x0), int(y0), int(x1 - x0), int(y1 - y0)), k, j))
         yield frame, TruthFrame(tuple(truth_digits), tuple(numbers[k] for k in range(len(numbers)) if complete[k]))
 
 

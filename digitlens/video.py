@@ -66,13 +66,15 @@ class TrackConfig:
     min_iou: float = 0.2  # a detection whose box overlaps a track's predicted box this much may continue it
     max_centre_shift: float = 0.75  # ...or whose centre lies within 0.75 box sizes of the prediction (fast motion)
     max_size_ratio: float = 1.8  # never match boxes whose heights differ more than this (a 1 next to an 8)
-    vote_frames: int = 8  # the label vote looks at this many recent observations of the track
+    vote_frames: int = 8  # the label vote looks at this many recent frames of the track (a miss votes 0)
+    min_vote: float = 0.5  # to appear, the winner's mean probability over those frames; stops flickering fragments
     switch_ratio: float = 1.5  # a shown label changes only when another label's vote is 1.5x its own
     appear_frames: int = 3  # a track is shown after 3 consecutive frames that agree on its label
     disappear_frames: int = 5  # ...and dropped after 5 consecutive frames without a matching detection
     box_alpha: float = 0.5  # EMA weight of the newest box (1 = no smoothing); damps hand shake
     velocity_alpha: float = 0.5  # EMA weight of the newest centre displacement, used to predict the next box
     min_confidence: float = 0.0  # detections below this confidence are ignored by the tracker
+    max_inside: float = 0.6  # a digit with 60% of its box inside a larger shown digit's box is a fragment of it
 
 
 # --------------------------------------------------------------------------------------------------
@@ -177,7 +179,8 @@ class _Worker(threading.Thread):
         self.abandoned = threading.Event()
         self.state = "opening"  # opening -> reading -> done
         self.started_at = time.monotonic()
-        self.last_frame_at: float | None = None
+        self.last_frame_at: float | None = None  # last new (different) frame
+        self.last_read_at: float | None = None  # last read() that returned at all, new frame or repeat
         self.first_frame_at: float | None = None
         self.failure: str | None = None
 
@@ -197,7 +200,7 @@ class _Worker(threading.Thread):
             last_sig: bytes | None = None
             while not self.abandoned.is_set() and not self.src._stop.is_set():
                 ok, image = cap.read()
-                now = time.monotonic()
+                now = self.last_read_at = time.monotonic()
                 if self.abandoned.is_set():
                     return
                 if not ok or image is None or getattr(image, "size", 0) == 0:
@@ -306,8 +309,9 @@ class LiveSource(FrameSource):
                 problem = w.failure or "capture ended"
             elif w.state == "opening" and now - w.started_at > cfg.open_timeout_s:
                 problem = f"no answer after {cfg.open_timeout_s:g} s"
-            elif w.state == "reading" and now - (w.last_frame_at or w.started_at) > cfg.stall_s:
-                problem = f"no frame for {now - (w.last_frame_at or w.started_at):.1f} s"
+            elif w.state == "reading" and now - (w.last_read_at or w.started_at) > cfg.stall_s:
+                # a read blocked in the driver; repeated frames are the worker's to judge (freeze_s)
+                problem = f"no frame for {now - (w.last_read_at or w.started_at):.1f} s"
             if problem is None:
                 continue
             w.abandoned.set()  # a read blocked in a driver returns some day; that thread then exits quietly
@@ -588,15 +592,17 @@ def open_source(spec: str | int, realtime: bool = False, config: SourceConfig = 
 # Tracking
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    ax, ay, aw, ah = a
-    bx, by, bw, bh = b
-    iw = min(ax + aw, bx + bw) - max(ax, bx)
-    ih = min(ay + ah, by + bh) - max(ay, by)
-    if iw <= 0 or ih <= 0:
-        return 0.0
-    inter = iw * ih
-    return float(inter / (aw * ah + bw * bh - inter))
+def _intersections(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(N, 4) x (M, 4) boxes (x, y, w, h) -> (N, M) intersection areas."""
+    iw = np.minimum(a[:, None, 0] + a[:, None, 2], b[None, :, 0] + b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    ih = np.minimum(a[:, None, 1] + a[:, None, 3], b[None, :, 1] + b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    return np.clip(iw, 0, None) * np.clip(ih, 0, None)
+
+
+def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    inter = _intersections(a, b)
+    union = (a[:, 2] * a[:, 3])[:, None] + (b[:, 2] * b[:, 3])[None, :] - inter
+    return inter / np.maximum(union, 1e-9)
 
 
 @dataclass
@@ -648,32 +654,40 @@ class Tracker:
         self.tracks = []
 
     def _match(self, boxes: np.ndarray) -> list[tuple[int, int]]:
+        """Greedy association, best pairs first: IoU, then centre distance (in box sizes) for fast motion."""
         cfg = self.config
-        pairs: list[tuple[float, int, int]] = []
-        for ti, tr in enumerate(self.tracks):
-            pb = tr.predicted()
-            pc = pb[:2] + pb[2:] / 2
-            size = max(pb[2], pb[3], 1.0)
-            for di, db in enumerate(boxes):
-                ratio = max(db[3], 1.0) / max(pb[3], 1.0)
-                if ratio > cfg.max_size_ratio or ratio < 1 / cfg.max_size_ratio:
-                    continue
-                iou = _iou(pb, db)
-                shift = float(np.hypot(*(db[:2] + db[2:] / 2 - pc))) / size
-                if iou >= cfg.min_iou or shift <= cfg.max_centre_shift:
-                    # IoU first; centre distance breaks ties and matches small fast-moving digits
-                    pairs.append((iou - 0.1 * shift, ti, di))
-        pairs.sort(reverse=True)
-        used_t: set[int] = set()
-        used_d: set[int] = set()
+        if not self.tracks or not len(boxes):
+            return []
+        pred = np.array([tr.predicted() for tr in self.tracks])  # (T, 4)
+        iou = _iou_matrix(pred, boxes)
+        pc = pred[:, :2] + pred[:, 2:] / 2
+        dc = boxes[:, :2] + boxes[:, 2:] / 2
+        size = np.maximum(pred[:, 2:].max(1), 1.0)[:, None]
+        shift = np.hypot(*(dc[None] - pc[:, None]).transpose(2, 0, 1)) / size
+        ratio = np.maximum(boxes[None, :, 3], 1.0) / np.maximum(pred[:, None, 3], 1.0)
+        ok = ((iou >= cfg.min_iou) | (shift <= cfg.max_centre_shift)) & (ratio <= cfg.max_size_ratio) \
+            & (ratio >= 1 / cfg.max_size_ratio)
+        score = np.where(ok, iou - 0.1 * shift, -np.inf)
         matches = []
-        for _, ti, di in pairs:
-            if ti in used_t or di in used_d:
-                continue
-            used_t.add(ti)
-            used_d.add(di)
+        for flat in np.argsort(-score, axis=None, kind="stable"):
+            ti, di = divmod(int(flat), score.shape[1])
+            if not np.isfinite(score[ti, di]):
+                break
             matches.append((ti, di))
+            score[ti, :] = -np.inf
+            score[:, di] = -np.inf
         return matches
+
+    def _drop_fragments(self, digits: list[Digit]) -> list[Digit]:
+        """Handwriting never nests digits: one mostly inside a larger one is a piece of it (a loop, a stroke)."""
+        if len(digits) < 2:
+            return digits
+        boxes = np.array([d.box for d in digits], np.float64)
+        area = boxes[:, 2] * boxes[:, 3]
+        inside = _intersections(boxes, boxes) / np.maximum(area, 1)[:, None]  # [i, j]: share of i inside j
+        larger = area[None, :] > area[:, None]
+        fragment = ((inside >= self.config.max_inside) & larger).any(axis=1)
+        return [d for d, f in zip(digits, fragment) if not f]
 
     def update(self, reading: Reading, t: float = 0.0) -> Reading:
         """Feed one frame's reading; returns the steady reading (stable digits with ids, numbers regrouped)."""
@@ -704,6 +718,8 @@ class Tracker:
         for ti, tr in enumerate(self.tracks):
             if ti not in matched_t:
                 tr.misses += 1
+                tr.votes.append(np.zeros(10))  # a frame without the digit votes for nothing
+                del tr.votes[:-cfg.vote_frames]
                 tr.hits = 0
         for di, d in enumerate(detections):
             if di not in matched_d:
@@ -719,18 +735,21 @@ class Tracker:
             if not tr.shown:
                 tr.label = best
                 # appear: k consecutive observations agreeing with each other and with the vote
-                tr.shown = tr.misses == 0 and tr.agree >= cfg.appear_frames and tr.last_top == best
+                tr.shown = (tr.misses == 0 and tr.agree >= cfg.appear_frames and tr.last_top == best
+                            and score[best] >= cfg.min_vote * len(tr.votes))
             elif best != tr.label and score[best] >= cfg.switch_ratio * score[tr.label]:
                 tr.label = best
             if not tr.shown:
                 continue
             probs = score / max(len(tr.votes), 1)
             top3 = tuple((int(k), float(probs[k])) for k in np.argsort(-probs, kind="stable")[:3])
-            bx, by, bw, bh = tr.box + np.r_[tr.velocity * tr.misses, 0, 0]
+            bx, by, bw, bh = tr.box
+            bx, by = bx + tr.velocity[0] * tr.misses, by + tr.velocity[1] * tr.misses
             x, y = max(0, int(round(bx))), max(0, int(round(by)))
             w = max(1, min(int(round(bw)), reading.width - x))
             h = max(1, min(int(round(bh)), reading.height - y))
             shown.append(Digit(tr.label, float(probs[tr.label]), (x, y, w, h), top3, tr.id))
+        shown = self._drop_fragments(shown)
         digits, numbers = self._group(shown)
         return Reading(reading.width, reading.height, tuple(numbers), tuple(digits), reading.elapsed_ms,
                        dict(reading.timings))

@@ -81,7 +81,7 @@ def test_tracker_disagreeing_labels_do_not_appear_early():
     cfg = video.TrackConfig(appear_frames=3)
     tr = video.Tracker(cfg)
     box = (100, 100, 30, 50)
-    outs = [tr.update(reading(digit(lab, box, 0.6))).digits for lab in (1, 7, 1, 7, 7, 7)]
+    outs = [tr.update(reading(digit(lab, box, 0.9))).digits for lab in (1, 7, 1, 7, 7, 7)]
     assert [len(o) for o in outs] == [0, 0, 0, 0, 0, 1]
     assert outs[-1][0].digit == 7
 

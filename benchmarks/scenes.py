@@ -135,7 +135,7 @@ def _paper(rng, h: int, w: int, cfg: SceneConfig) -> tuple[np.ndarray, np.ndarra
     page = np.empty((h, w, 3), np.float32)
     page[:] = base
     texture = _smooth_noise(rng, h, w, rng.uniform(30, 120)) * rng.uniform(2, 8)
-    grain = rng.standard_normal((h, w)).astype(np.float32)
+    grain = rng.standard_normal((h, w), dtype=np.float32)
     grain = cv2.GaussianBlur(grain, (0, 0), rng.uniform(0.6, 1.5)) * rng.uniform(2, 7)
     if board:
         grain *= 1.5  # chalk dust
@@ -212,7 +212,7 @@ def _pen(rng, board: bool) -> tuple[np.ndarray, float, float]:
 def _grainy(alpha: np.ndarray, rng, grain: float) -> np.ndarray:
     if grain <= 0:
         return alpha
-    noise = rng.random(alpha.shape).astype(np.float32)
+    noise = rng.random(alpha.shape, dtype=np.float32)
     noise = cv2.GaussianBlur(noise, (0, 0), 0.8)
     return alpha * np.clip(1.0 - grain * 2.0 * (noise - 0.3), 0.0, 1.0)
 
@@ -500,7 +500,7 @@ def _distractors(page: np.ndarray, rng, cfg: SceneConfig, n: int, board: bool, a
             drawn += 1
             continue
         if r < 0.18:  # stain: a coffee ring or a watery blot, faint
-            rad = int(rng.uniform(0.06, 0.18) * min(h, w))
+            rad = int(rng.uniform(0.12, 0.3) * min(h, w))  # a cup, never digit-sized: a small ring is a 0
             m = np.zeros((2 * rad + 8, 2 * rad + 8), np.float32)
             ring = rng.random() < 0.6
             cv2.ellipse(m, (rad + 4, rad + 4), (rad, int(rad * rng.uniform(0.8, 1.0))), rng.uniform(0, 180), 0, 360, 1.0,
@@ -605,18 +605,22 @@ def _lighting(img: np.ndarray, rng, cfg: SceneConfig) -> np.ndarray:
         r2 = ((xx / w - 0.5) ** 2 + (yy / h - 0.5) ** 2) * 2
         light *= 1.0 - rng.uniform(0.1, 0.35) * r2
     if rng.random() < cfg.shadow_p:  # a soft shadow of a hand or phone entering from an edge
-        m = np.zeros((h, w), np.float32)
+        f = 8  # drawn and blurred at 1/8 size: a soft shadow has no detail to lose, and big blurs are slow
+        sw, sh = w // f + 1, h // f + 1
+        m = np.zeros((sh, sw), np.float32)
         edge = int(rng.integers(4))
         k = int(rng.integers(3, 7))
-        base = [(rng.uniform(0, w), 0), (w, rng.uniform(0, h)), (rng.uniform(0, w), h), (0, rng.uniform(0, h))][edge]
-        pts = [base] + [(rng.uniform(0, w), rng.uniform(0, h)) for _ in range(k)]
-        corners = [(0, 0), (w, 0), (w, h), (0, h)]
+        base = [(rng.uniform(0, sw), 0), (sw, rng.uniform(0, sh)), (rng.uniform(0, sw), sh), (0, rng.uniform(0, sh))][edge]
+        pts = [base] + [(rng.uniform(0, sw), rng.uniform(0, sh)) for _ in range(k)]
+        corners = [(0, 0), (sw, 0), (sw, sh), (0, sh)]
         pts += [corners[edge], corners[(edge + 1) % 4]]
         hull = cv2.convexHull(np.float32(pts)).astype(np.int32)
         cv2.fillConvexPoly(m, hull, 1.0)
-        m = cv2.GaussianBlur(m, (0, 0), rng.uniform(0.025, 0.1) * max(h, w))
+        m = cv2.GaussianBlur(m, (0, 0), rng.uniform(0.025, 0.1) * max(sh, sw))
+        m = cv2.resize(m, (w, h), interpolation=cv2.INTER_LINEAR)
         light *= 1.0 - rng.uniform(0.25, 0.55) * m
-    img *= (light * rng.uniform(0.75, 1.1))[..., None]
+    # exposure: the brightest paper lands at 80-105% of its colour (little clipping, as a phone exposes)
+    img *= (light * (rng.uniform(0.8, 1.05) / float(light.max())))[..., None]
     warm, tint = rng.normal(0, cfg.white_balance), rng.normal(0, cfg.white_balance / 3)
     img *= np.float32([1 - warm, 1 + tint, 1 + warm])  # white balance: warm (tungsten) to cool (shade)
     return img
@@ -639,8 +643,8 @@ def _camera(img: np.ndarray, rng, cfg: SceneConfig) -> np.ndarray:
         small = cv2.resize(img, (max(8, int(w * f)), max(8, int(h * f))), interpolation=cv2.INTER_AREA)
         img = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     sigma_n = _lu(rng, *cfg.noise_sigma)
-    noise = rng.standard_normal((h, w, 1)).astype(np.float32) * sigma_n
-    noise = noise + rng.standard_normal((h, w, 3)).astype(np.float32) * sigma_n * rng.uniform(0.2, 0.6)
+    noise = rng.standard_normal((h, w, 1), dtype=np.float32) * sigma_n
+    noise = noise + rng.standard_normal((h, w, 3), dtype=np.float32) * sigma_n * rng.uniform(0.2, 0.6)
     img = img + noise * np.sqrt(np.clip(img, 1, 255) / 128.0)  # shot noise grows with light
     out = np.clip(img + 0.5, 0, 255).astype(np.uint8)
     if rng.random() < cfg.jpeg_p:

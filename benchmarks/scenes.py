@@ -60,6 +60,7 @@ class SceneConfig:
     same_line_p: float = 0.35  # a number continues the previous number's line when it fits
     size_jitter: float = 0.08  # per-digit height variation within a number (fraction)
     y_jitter: float = 0.06  # per-digit vertical wobble (fraction of height)
+    line_slope: float = 0.025  # std of a line's drift (dy/dx) before the page is rotated
     page_margin: float = 0.07  # digits keep this fraction of the frame away from its edges
     board_p: float = 0.08  # light ink on a dark board
     ruled_p: float = 0.3  # ruled paper
@@ -342,6 +343,7 @@ def _write_digits(page: np.ndarray, rng, cfg: SceneConfig, texts: list[str], hei
         line_h = max(nh for _, _, nh, _, _ in row) * (1 + cfg.size_jitter)
         x = 0.0
         items = []
+        slope = rng.normal(0, cfg.line_slope)  # handwriting drifts up or down along a line
         for k, (ni, pen, nh, gap_unit, glyphs) in enumerate(row):
             if k:
                 x += rng.uniform(*cfg.number_gap) * nh
@@ -350,7 +352,7 @@ def _write_digits(page: np.ndarray, rng, cfg: SceneConfig, texts: list[str], hei
                 if j:
                     unit = gap_unit if gap_unit is not None else rng.uniform(*cfg.digit_gap)
                     x += unit * max(mean_w, 0.45 * nh)
-                gy = cursor_y + (line_h - g.shape[0]) * 0.5 + rng.normal(0, cfg.y_jitter) * nh
+                gy = cursor_y + (line_h - g.shape[0]) * 0.5 + rng.normal(0, cfg.y_jitter) * nh + slope * x
                 items.append((d, g, x, gy, ni, pen))
                 x += g.shape[1]
         line_boxes.append((x, line_h))

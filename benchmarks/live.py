@@ -56,6 +56,18 @@ def machine() -> dict:
 # ------------------------------------------------------------------------------------------- child: speed
 
 
+def peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM belongs to the process image; ru_maxrss would carry the
+    parent's peak across fork+exec."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 def child(clip: str, out: str, model: str | None = None) -> None:
     """Runs in a fresh process: only the live path is imported, so RSS and sys.modules are the CLI's."""
     from digitlens import video
@@ -90,7 +102,7 @@ def child(clip: str, out: str, model: str | None = None) -> None:
         "frames": n, "wall_s": wall, "fps": n / wall,
         "read_ms_median": float(np.median(read_ms)), "track_ms_median": float(np.median(track_ms)),
         "draw_ms_median": float(np.median(draw_ms)), "read_ms_p90": float(np.percentile(read_ms, 90)),
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
         "torch_imported": "torch" in sys.modules, "onnxruntime_threads": getattr(rec.config, "intra_op_threads", None),
         "shown": shown}))
 
@@ -149,7 +161,7 @@ def steadiness(shown: list, truth: list[TruthFrame], settle: int) -> dict:
 # ------------------------------------------------------------------------------------------- screenshot
 
 
-def window_screenshot(out: Path, seconds: float = 2.0) -> str:
+def window_screenshot(out: Path, seconds: float = 2.0, model: str | None = None) -> str:
     """The real window on the demo clip under a private Xvfb, cropped to the window. Returns how it was made."""
     if not (shutil.which("Xvfb") and shutil.which("xdotool") and shutil.which("xwd")):
         return "skipped: Xvfb, xdotool or xwd missing (apt-get install xvfb xdotool x11-apps)"
@@ -165,7 +177,8 @@ def window_screenshot(out: Path, seconds: float = 2.0) -> str:
         deadline = time.monotonic() + 10
         while not Path(f"/tmp/.X11-unix/X{n}").exists() and time.monotonic() < deadline:
             time.sleep(0.05)
-        app = subprocess.Popen([sys.executable, str(ROOT / "digitrecognization.py"), "--source", "demo", "--realtime"],
+        app = subprocess.Popen([sys.executable, str(ROOT / "digitrecognization.py"), "--source", "demo", "--realtime"]
+                               + (["--model", model] if model else []),
                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wid: list[str] = []
         deadline = time.monotonic() + 30
@@ -259,7 +272,7 @@ def main() -> int:
                "exact >= 95% settled": summary["exact_settled_fraction"] >= 0.95,
                "label changes < 1 per 100 frames": summary["label_changes_per_100_frames"] < 1}
     shot = RESULTS / "live-window.png"
-    how = window_screenshot(shot) if not args.quick else "skipped (--quick)"
+    how = window_screenshot(shot, model=args.model) if not args.quick else "skipped (--quick)"
     result = {"benchmark": "live", "command": " ".join([Path(sys.executable).name, *sys.argv]),
               "machine": machine(), "clip": {**cfg.__dict__, "split": "MNIST test", "seeds": seeds},
               "track_config": TrackConfig().__dict__, "summary": summary, "targets_met": targets, "runs": runs,

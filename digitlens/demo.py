@@ -33,7 +33,7 @@ class ClipConfig:
     digit_px: float = 56.0  # digit height on the page (MNIST's 20 px of ink scaled up; ~50 px on screen)
     page_scale: float = 0.85  # page pixels -> frame pixels at rest (the camera's distance)
     line_gap: float = 1.7  # line pitch in digit heights
-    digit_gap: float = 0.22  # blank between the inks of neighbouring digits, in digit heights
+    digit_gap: float = 0.3  # blank between the inks of neighbouring digits, in digit heights
     number_gap: float = 2.0  # gap between numbers on one line, in digit heights
     per_line: int = 2  # numbers per line
     pan_px: float = 22.0  # slow pan amplitude in frame pixels

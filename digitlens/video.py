@@ -769,6 +769,8 @@ class DrawConfig:
     fault_colour: tuple[int, int, int] = (40, 40, 230)  # BGR red: status text while the source is failing
     font_per_px: float = 1 / 900  # font scale per pixel of frame height: 0.53 at 480 p, readable at 1080 p
     line_per_px: float = 1 / 400  # box thickness per pixel of frame height
+    digit_label_scale: float = 0.75  # a digit's label ("4 99%") relative to the status font
+    number_label_scale: float = 1.4  # a number's label relative to the status font: the main reading
 
 
 def _text_box(img: np.ndarray, text: str, org: tuple[int, int], scale: float, colour: tuple[int, int, int],
@@ -789,16 +791,22 @@ def draw_reading(frame: np.ndarray, reading: Reading, status: str | None = None,
     h = img.shape[0]
     scale = max(0.4, h * config.font_per_px)
     thick = max(1, int(round(h * config.line_per_px)))
+    pad = max(2, thick * 2)
+    for n in reading.numbers:  # under the digits' boxes
+        x, y, w, hh = n.box
+        cv2.rectangle(img, (x - pad, y - pad), (x + w + pad, y + hh + pad), config.number_colour, thick)
     for d in reading.digits:
         x, y, w, hh = d.box
-        cv2.rectangle(img, (x, y), (x + w, y + hh), config.digit_colour, thick)
-        _text_box(img, f"{d.digit} {d.confidence * 100:.0f}%", (x, y + hh + int(22 * scale)), scale * 0.8,
+        cv2.rectangle(img, (x, y), (x + w, y + hh), config.digit_colour, thick + 1)
+    small = scale * config.digit_label_scale
+    (_, th), _ = cv2.getTextSize("0", cv2.FONT_HERSHEY_SIMPLEX, small, 1)
+    for d in reading.digits:
+        x, y, w, hh = d.box
+        _text_box(img, f"{d.digit} {d.confidence * 100:.0f}%", (x, y + hh + pad + th + 4), small,
                   config.text_colour, config.label_background, 1)
-    for n in reading.numbers:
+    for n in reading.numbers:  # on top: the number matters most
         x, y, w, hh = n.box
-        pad = max(2, thick * 2)
-        cv2.rectangle(img, (x - pad, y - pad), (x + w + pad, y + hh + pad), config.number_colour, thick)
-        _text_box(img, f"{n.text}  {n.confidence * 100:.0f}%", (x - pad, y - pad - 4), scale * 1.4,
+        _text_box(img, f"{n.text}  {n.confidence * 100:.0f}%", (x - pad, y - pad - 4), scale * config.number_label_scale,
                   (0, 0, 0), config.number_colour, max(1, thick))
     if status:
         _text_box(img, status, (6, int(26 * scale) + 6), scale, config.fault_colour if fault else config.text_colour,

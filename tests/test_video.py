@@ -388,9 +388,22 @@ def test_cli_json_lines_with_the_real_reader(clip, kind):
     assert all(set(x) >= {"frame", "t", "width", "height", "numbers", "digits", "elapsed_ms"} for x in lines)
     assert all("id" in dd for x in lines for dd in x["digits"])
     settle = video.TrackConfig().appear_frames + 2
-    ok = [sorted(n["text"] for n in x["numbers"]) == sorted(truth[i].numbers) for i, x in enumerate(lines)][settle:]
-    assert np.mean(ok) >= 0.9, f"only {np.mean(ok):.0%} of settled frames read exactly: " \
-        f"{[x['numbers'] and [n['text'] for n in x['numbers']] for x in lines[-3:]]} vs {truth[-1].numbers}"
+    # the digits shown on the true digits (box centre inside a shown box), over the settled frames
+    hits = right = count_ok = 0
+    texts = set()
+    for x, tr in list(zip(lines, truth))[settle:]:
+        texts.add(" ".join(n["text"] for n in x["numbers"]))
+        count_ok += len(x["numbers"]) == len(tr.numbers)
+        for td in tr.digits:
+            cx, cy = td.box[0] + td.box[2] / 2, td.box[1] + td.box[3] / 2
+            on = [dd for dd in x["digits"] if dd["box"][0] <= cx <= dd["box"][0] + dd["box"][2]
+                  and dd["box"][1] <= cy <= dd["box"][1] + dd["box"][3]]
+            hits += 1
+            right += bool(on) and on[0]["digit"] == td.digit
+    n = len(lines) - settle
+    assert right / hits >= 0.85, f"{right}/{hits} digits read right; last {texts} vs {truth[-1].numbers}"
+    assert count_ok / n >= 0.9, f"numbers miscounted in {n - count_ok} of {n} frames: {texts} vs {truth[-1].numbers}"
+    assert len(texts) <= 3, f"the reading kept changing: {texts}"
 
 
 def test_loop_survives_a_failing_source_and_exits_cleanly():
@@ -439,10 +452,11 @@ def test_cli_help_has_examples():
 def test_cli_demo_headless_without_torch_within_memory(tmp_path):
     if not MODEL.is_file():
         pytest.skip(f"the shipped model {MODEL} is not there yet (the lead's)")
-    code = ("import sys, resource, json; from digitlens.cli import main; "
-            "rc = main(['live', '--source', 'demo', '--no-window', '--max-frames', '5', '--save', sys.argv[1]]); "
+    # VmHWM is this process's own peak RSS (ru_maxrss would carry the forking pytest's peak across exec)
+    code = ("import sys, re, json; from digitlens.cli import main; "
+            "rc = main(['live', '--source', 'demo', '--max-frames', '5', '--save', sys.argv[1]]); "
             "print(json.dumps({'rc': rc, 'torch': 'torch' in sys.modules, "
-            "'rss_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))")
+            "'rss_mb': int(re.search(r'VmHWM:\\s+(\\d+)', open('/proc/self/status').read()).group(1)) / 1024}))")
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")}
     out = tmp_path / "out.mp4"
     p = subprocess.run([PY, "-c", code, str(out)], capture_output=True, text=True, cwd=ROOT, timeout=120, env=env)
@@ -466,16 +480,16 @@ def _free_display() -> int:
 
 
 def read_xwd(path: Path) -> np.ndarray:
-    """An xwd screenshot (ZPixmap, 24/32 bits per pixel) as a BGR array."""
+    """An xwd screenshot (ZPixmap, 24 or 32 bits per pixel, LSB first) as a BGR array."""
     data = path.read_bytes()
     hdr = np.frombuffer(data[:100], ">u4")
     header_size, width, height, byte_order = int(hdr[0]), int(hdr[4]), int(hdr[5]), int(hdr[7])
-    bpp, bytes_per_line, ncolors = int(hdr[11]), int(hdr[12]), int(hdr[19])
-    assert bpp == 32, f"unexpected xwd depth {bpp}"
-    start = header_size + 12 * ncolors
-    px = np.frombuffer(data[start:start + bytes_per_line * height], np.uint8).reshape(height, bytes_per_line)
-    px = px[:, :width * 4].reshape(height, width, 4)
-    return px[..., :3] if byte_order == 0 else px[..., [3, 2, 1]]
+    bits_per_pixel, bytes_per_line, ncolors = int(hdr[11]), int(hdr[12]), int(hdr[19])
+    assert int(hdr[2]) == 2 and bits_per_pixel in (24, 32) and byte_order == 0, f"unsupported xwd {list(hdr[:12])}"
+    bpp = bits_per_pixel // 8
+    start = header_size + 12 * ncolors  # the window name, then the colour map (12 bytes an entry)
+    rows = np.frombuffer(data[start:start + bytes_per_line * height], np.uint8).reshape(height, bytes_per_line)
+    return np.ascontiguousarray(rows[:, :width * bpp].reshape(height, width, bpp)[..., :3])
 
 
 @pytest.fixture

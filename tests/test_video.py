@@ -257,6 +257,20 @@ def test_live_source_notices_a_blocked_read_and_never_hangs(caplog):
     assert closed_in < 2.5
 
 
+@pytest.mark.parametrize("script", [[("frames", 5), ("block",)], [("frames", 5), ("freeze",)],
+                                    [("frames", 5), ("fail",)]], ids=["blocked", "frozen", "failing"])
+def test_default_settings_notice_a_fault_within_two_seconds(script):
+    block = threading.Event()
+    src = video.LiveSource("camera 2", scripted_opener([script], [], block), video.SourceConfig()).start()
+    t0 = time.monotonic()
+    while not src.fault and time.monotonic() - t0 < 5:
+        src.get(0.05)
+    noticed = time.monotonic() - t0
+    src.close()
+    block.set()
+    assert src.fault and noticed < 2.0, f"noticed after {noticed:.2f} s: {src.fault}"
+
+
 def test_live_source_gives_up_when_told(caplog):
     log: list[str] = []
     cfg = video.SourceConfig(**{**FAST.__dict__, "give_up_s": 0.6})
@@ -311,6 +325,76 @@ def test_open_source_errors_name_the_source(tmp_path):
     if not Path("/dev/video57").exists():
         with pytest.raises(video.SourceError, match="camera 57"):
             video.open_source("57")
+
+
+class MjpegServer:
+    """An HTTP MJPEG camera on 127.0.0.1 (what IP cameras serve) whose feed can stall and come back."""
+
+    def __init__(self):
+        import http.server
+        import socketserver
+        self.mode = "stream"  # stream | stall (connection open, no data) | drop (close connections)
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if server.mode == "drop":
+                    self.send_error(503)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "multipart/x-mixed-replace; boundary=frame")
+                self.end_headers()
+                i = 0
+                try:
+                    while server.mode != "drop" and not server.closed:
+                        if server.mode == "stall":
+                            time.sleep(0.05)
+                            continue
+                        ok, buf = cv2.imencode(".jpg", np.full((120, 160, 3), (i * 37) % 256, np.uint8))
+                        self.wfile.write(b"--frame\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n"
+                                         % len(buf) + buf.tobytes() + b"\r\n")
+                        i += 1
+                        time.sleep(0.02)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *a):
+                pass
+
+        self.closed = False
+        self.httpd = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/video.mjpg"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.closed = True
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_real_stream_that_stalls_and_drops_is_reopened(caplog):
+    server = MjpegServer()
+    try:
+        with caplog.at_level("INFO", logger="digitlens.live"):
+            src = video.open_source(server.url, config=FAST).start()
+            assert len(consume(src, 0.5)) > 5
+            for mode in ("stall", "drop"):
+                server.mode = mode
+                t0 = time.monotonic()
+                while not src.fault and time.monotonic() - t0 < 5:
+                    src.get(0.05)
+                noticed = time.monotonic() - t0
+                assert src.fault, f"a {mode}ed stream was not noticed"
+                assert noticed < 2.0, f"a {mode}ed stream took {noticed:.1f} s to notice"
+                server.mode = "stream"
+                generation = src.generation
+                got = consume(src, 3.0 if mode == "stall" else 2.0)
+                assert src.generation > generation and got, f"no frames after the {mode}"
+            src.close()
+    finally:
+        server.close()
+    assert "stream http://127.0.0.1" in caplog.text and "reconnecting" in caplog.text
 
 
 # ------------------------------------------------------------------------------------------- the loop
@@ -467,6 +551,35 @@ def test_cli_demo_headless_without_torch_within_memory(tmp_path):
     assert "no display" in p.stderr  # the one-line note when no window can open
     cap = cv2.VideoCapture(str(out))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 640
+
+
+def test_cli_ctrl_c_exits_cleanly():
+    if not MODEL.is_file():
+        pytest.skip(f"the shipped model {MODEL} is not there yet (the lead's)")
+    import signal
+    proc = subprocess.Popen([PY, "digitrecognization.py", "--source", "demo", "--realtime", "--no-window"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()  # the first reading: the loop is running
+        assert first.startswith("frame "), first + proc.stderr.read()
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err, err
+
+
+def test_cli_unreachable_stream_is_a_clear_error():
+    if not MODEL.is_file():
+        pytest.skip(f"the shipped model {MODEL} is not there yet (the lead's)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed again below: nothing listens there
+    t0 = time.monotonic()
+    p = run_cli("--source", f"http://127.0.0.1:{port}/cam.mjpg", "--no-window", timeout=60)
+    assert p.returncode != 0 and f"stream http://127.0.0.1:{port}/cam.mjpg" in p.stderr, p.stderr
+    assert "Traceback" not in p.stderr and time.monotonic() - t0 < 20
 
 
 # ------------------------------------------------------------------------------------------- the window

@@ -62,17 +62,21 @@ def server_mnist_scene(digits_by_label: dict, labels: str, size=(480, 640), digi
     light = 0.85 + 0.15 * (xx / w) * (1 - 0.3 * yy / h)
     paper = _server_np.stack([light * c for c in background], axis=-1)
     ink = _server_np.zeros((h, w), _server_np.float32)
-    gap = int(digit_px * 0.25)
-    total = len(labels) * digit_px + (len(labels) - 1) * gap
-    x = (w - total) // 2
-    y = (h - digit_px) // 2
-    for ch in labels:
+    glyphs = []
+    for ch in labels:  # each digit cut to its ink, so the gaps between digits are set by `gap`, not MNIST's margins
         pool = digits_by_label[int(ch)]
         glyph = pool[int(rng.integers(len(pool)))].astype(_server_np.float32) / 255.0
-        big = _server_cv2.resize(glyph, (digit_px, digit_px), interpolation=_server_cv2.INTER_CUBIC)
-        ink[y:y + digit_px, x:x + digit_px] = _server_np.maximum(ink[y:y + digit_px, x:x + digit_px],
-                                                                 _server_np.clip(big, 0, 1))
-        x += digit_px + gap
+        big = _server_np.clip(_server_cv2.resize(glyph, (digit_px, digit_px), interpolation=_server_cv2.INTER_CUBIC), 0, 1)
+        ys, xs = _server_np.nonzero(big > 0.1)
+        glyphs.append(big[ys.min():ys.max() + 1, xs.min():xs.max() + 1])
+    gap = int(digit_px * 0.2)  # between inks: well under the reader's number gap (a fraction of the height)
+    total = sum(g.shape[1] for g in glyphs) + gap * (len(glyphs) - 1)
+    x = (w - total) // 2
+    for g in glyphs:
+        y = (h - g.shape[0]) // 2
+        region = ink[y:y + g.shape[0], x:x + g.shape[1]]
+        _server_np.maximum(region, g, out=region)
+        x += g.shape[1] + gap
     pen = _server_np.array([60, 40, 30], _server_np.float32)  # dark blue-black ink
     img = paper * (1 - ink[..., None]) + pen * ink[..., None]
     img += rng.normal(0, 3.0, img.shape)
@@ -90,11 +94,17 @@ def server_mnist_train():
 
 @_server_pytest.fixture(scope="session")
 def server_real_recognizer():
-    """The shipped model, or a skip saying why it is missing (it is the lead's; the API tests use a fake)."""
+    """The shipped model (or $DIGITLENS_TEST_MODEL, a model file to try instead), or a skip saying why it
+    is missing (the model is the lead's; the API tests use a fake)."""
+    import os
+
     try:
         from digitlens.recognizer import Recognizer
     except ImportError as e:
         _server_pytest.skip(f"digitlens.recognizer not importable yet ({e})")
+    other = os.environ.get("DIGITLENS_TEST_MODEL")
+    if other:
+        return Recognizer.load(other)
     if not SERVER_MODEL.is_file():
         _server_pytest.skip(f"shipped model {SERVER_MODEL} not present yet")
     return Recognizer.load()

@@ -82,25 +82,18 @@ def _screenshot(page, name: str) -> None:
     page.screenshot(path=str(RESULTS / f"serve-{name}.png"), full_page=True)
 
 
-def _confident_train_digits(recognizer, m, labels: str) -> list[np.ndarray]:
-    """For each label, the first MNIST train digit the classifier gets right with p > 0.99 on its own crop:
-    the test is about the page, so it writes digits that are unambiguous on their own."""
+CANVAS = (960, 400)  # the drawing canvas's own pixels (index.html), whatever its size on screen
+CELL = 400 * 0.7 / 28  # one MNIST pixel on the canvas: a digit is 70% of the canvas high
+PEN = 1.5 * CELL  # pen width on the canvas: neighbouring rows of strokes overlap into solid ink
+INK_LEVEL = 60  # MNIST pixels above this are ink (keeps thin joins of a 4 or a 7 connected)
+
+
+def _strokes(digit: np.ndarray, x0: float, y0: float) -> list[tuple[float, float, float]]:
+    """One horizontal stroke (y, x_start, x_end in canvas pixels) per run of ink in each row of a
+    28x28 MNIST digit placed at (x0, y0): the digit written as a bold pen drawing."""
     out = []
-    for ch in labels:
-        k = int(ch)
-        pool = m[k][:50]
-        probs = recognizer.classify(pool)
-        good = [i for i in range(len(pool)) if probs[i].argmax() == k and probs[i, k] > 0.99]
-        out.append(pool[good[0] if good else 0])
-    return out
-
-
-def _write_digit(page, canvas_box: dict, digit: np.ndarray, x0: float, y0: float, cell: float) -> None:
-    """Write one 28x28 MNIST digit with the mouse: one horizontal stroke per run of ink in each row
-    (rows `cell` px apart on screen, the pen as wide as a row), i.e. the digit as a bold pen drawing."""
-    ink = digit > 110
     for r in range(28):
-        row = ink[r]
+        row = digit[r] > INK_LEVEL
         c = 0
         while c < 28:
             if not row[c]:
@@ -109,13 +102,42 @@ def _write_digit(page, canvas_box: dict, digit: np.ndarray, x0: float, y0: float
             start = c
             while c < 28 and row[c]:
                 c += 1
-            y = canvas_box["y"] + y0 + (r + 0.5) * cell
-            xa = canvas_box["x"] + x0 + (start + 0.5) * cell
-            xb = canvas_box["x"] + x0 + (c - 0.5) * cell
-            page.mouse.move(xa, y)
-            page.mouse.down()
-            page.mouse.move(xb, y, steps=max(2, int((xb - xa) / 8)))
-            page.mouse.up()
+            out.append((y0 + (r + 0.5) * CELL, x0 + (start + 0.5) * CELL, x0 + (c - 0.5) * CELL))
+    return out
+
+
+def _render(strokes) -> np.ndarray:
+    """The strokes as the canvas draws them (black round pen on white), for choosing test digits."""
+    img = np.full((CANVAS[1], CANVAS[0], 3), 255, np.uint8)
+    for y, xa, xb in strokes:
+        cv2.line(img, (int(xa), int(y)), (int(xb), int(y)), (17, 17, 17), int(round(PEN)), cv2.LINE_AA)
+    return img
+
+
+def _readable_train_digits(recognizer, by_label, labels: str) -> list[np.ndarray]:
+    """For each label, the first MNIST train digit whose pen drawing the reader reads as that label on its
+    own. The test checks the page (pointer events -> canvas -> /api/read -> what is shown), so it writes
+    digits whose drawing the reader gets right; the reader's accuracy is measured elsewhere."""
+    out = []
+    for ch in labels:
+        for digit in by_label[int(ch)][:60]:
+            if recognizer.read(_render(_strokes(digit, 300, 60))).text == ch:
+                out.append(digit)
+                break
+        else:
+            pytest.fail(f"none of 60 MNIST train digits {ch} drawn as pen strokes reads as {ch}")
+    return out
+
+
+def _write(page, canvas_box: dict, strokes) -> None:
+    """Write strokes (canvas pixels) with the mouse, mapped to the canvas's place on the screen."""
+    sx = canvas_box["width"] / CANVAS[0]
+    sy = canvas_box["height"] / CANVAS[1]
+    for y, xa, xb in strokes:
+        page.mouse.move(canvas_box["x"] + xa * sx, canvas_box["y"] + y * sy)
+        page.mouse.down()
+        page.mouse.move(canvas_box["x"] + xb * sx, canvas_box["y"] + y * sy, steps=max(2, int((xb - xa) / 12)))
+        page.mouse.up()
 
 
 def _wait_text(page, selector: str, want: str, timeout_s: float = 20.0) -> str:
@@ -133,26 +155,23 @@ def _wait_text(page, selector: str, want: str, timeout_s: float = 20.0) -> str:
 
 def test_draw_digits_with_the_mouse(browser, live_server, server_real_recognizer, server_mnist_train):
     labels = "47"
-    digits = _confident_train_digits(server_real_recognizer, server_mnist_train, labels)
+    digits = _readable_train_digits(server_real_recognizer, server_mnist_train, labels)
     page = browser.new_page()
     page.goto(live_server.url + "/#draw")
-    canvas = page.locator("#draw-canvas")
-    box = canvas.bounding_box()
-    # pen width in canvas pixels to match the stroke rows: the canvas is scaled to its CSS box
-    cell = box["height"] * 0.75 / 28
-    page.evaluate(f"document.getElementById('draw-pen').value = {cell * 960 / box['width'] * 1.3:.1f}")
-    x = box["width"] * 0.2
-    for d in digits:
-        _write_digit(page, box, d, x, box["height"] * 0.12, cell)
-        x += 28 * cell * 0.9
+    page.evaluate(f"document.getElementById('draw-pen').value = {PEN:.1f}")
+    box = page.locator("#draw-canvas").bounding_box()
+    x = 200.0
+    for d in digits:  # side by side: one number
+        _write(page, box, _strokes(d, x, 400 * 0.12))
+        x += 28 * CELL * 0.85
     shown = _wait_text(page, "#draw-text", labels)
+    _screenshot(page, "draw")
     assert shown == labels, f"the page shows {shown!r} for the drawn {labels!r}"
     bars = page.locator("#draw-digits .digit-card")
     assert bars.count() == len(labels)
     assert page.locator("#draw-digits .digit-card").first.locator(".bar").count() == 10
-    top = page.locator("#draw-digits .digit-card").first.locator(".bar.top b").inner_text()
+    top = page.locator("#draw-digits .digit-card").first.locator(".bar.best b").inner_text()
     assert top == labels[0], "the highest bar is the digit read"
-    _screenshot(page, "draw")
     page.click("#draw-clear")
     assert _wait_text(page, "#draw-text", "—", 5) == "—"
     page.close()
@@ -170,13 +189,17 @@ def test_camera_refused_or_missing_gives_a_clear_message(browser, live_server):
 
 # ---------------------------------------------------------------------------------------------- Camera
 
-def _demo_truth(m_all) -> list[str]:
-    """The numbers written on the demo clip's page (the same generator and seed as the shipped clip)."""
-    from digitlens.demo import ClipConfig, write_page
+def _demo_truth(frames: int) -> set[str]:
+    """The numbers fully in view in the demo clip's first `frames` frames, from the clip's own generator
+    (the shipped clip is `python -m digitlens.demo`: MNIST train digits, seed DEMO_SEED)."""
+    from digitlens import demo
+    from digitlens.data import load_mnist
 
-    cfg = ClipConfig()
-    _, _, numbers = write_page(m_all.x_train, m_all.y_train, np.random.default_rng(2026), cfg)
-    return [n if isinstance(n, str) else n[0] for n in numbers]
+    m = load_mnist()
+    seed = getattr(demo, "DEMO_SEED", 1)
+    fps = demo.ClipConfig().fps
+    _, truth = demo.make_clip(m.x_train, m.y_train, seed, demo.ClipConfig(seconds=frames / fps))
+    return {n for t in truth for n in t.numbers}
 
 
 def _write_y4m(frames: list[np.ndarray], path: Path, fps: int) -> None:
@@ -209,9 +232,7 @@ def camera_clip(tmp_path_factory):
 
 
 def test_camera_shows_the_clips_numbers(playwright_instance, live_server, camera_clip):
-    from digitlens.data import load_mnist
-
-    truth = set(_demo_truth(load_mnist()))
+    truth = _demo_truth(Y4M_FRAMES)
     ctx, profile = _launch(playwright_instance, [
         "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-video-capture={camera_clip}"])
@@ -219,16 +240,22 @@ def test_camera_shows_the_clips_numbers(playwright_instance, live_server, camera
         page = ctx.new_page()
         page.goto(live_server.url + "/#camera")
         page.click("#cam-start")
-        seen: set[str] = set()
-        deadline = time.monotonic() + 25
-        while time.monotonic() < deadline and not truth <= seen:
-            seen.update(page.inner_text("#cam-text").split())
+        deadline = time.monotonic() + 20
+        while page.inner_text("#cam-fps") == "–" and time.monotonic() < deadline:  # CSP: no wait_for_function
             page.wait_for_timeout(100)
+        samples: list[list[str]] = []
+        t_end = time.monotonic() + 8
+        while time.monotonic() < t_end:
+            samples.append(page.inner_text("#cam-text").replace("—", "").split())
+            page.wait_for_timeout(200)
         assert page.locator("#cam-message").is_hidden(), page.inner_text("#cam-message")
-        right = seen & truth
-        # the clip pans and zooms, so numbers at the edge leave the view; most must be read, none invented
-        assert len(right) >= len(truth) // 2 + 1, f"read {sorted(seen)}; the clip holds {sorted(truth)}"
-        assert len(seen - truth) <= 1, f"read {sorted(seen - truth)}, which the clip does not hold"
+        # a number counts as shown when the page shows it in at least half of the samples: the tracker
+        # holds readings steady, so the clip's numbers stay on screen while it pans and zooms
+        shown = {n for n in truth if sum(n in s for s in samples) >= len(samples) / 2}
+        steady_wrong = {n for s in samples for n in s if n not in truth and sum(n in t for t in samples) >= len(samples) / 2}
+        print(f"camera: truth {sorted(truth)}, shown {sorted(shown)}, steadily wrong {sorted(steady_wrong)}")
+        assert len(shown) >= len(truth) // 2 + 1, f"shown {sorted(shown)} of {sorted(truth)}; samples {samples[-3:]}"
+        assert len(steady_wrong) <= 1, f"the page steadily shows {sorted(steady_wrong)}, not in the clip"
         fps = float(page.inner_text("#cam-fps"))
         latency = float(page.inner_text("#cam-latency"))
         assert fps > 1 and latency > 0
@@ -242,7 +269,7 @@ def test_camera_shows_the_clips_numbers(playwright_instance, live_server, camera
 
 def test_upload_a_photo(browser, live_server, server_mnist_train, server_scene, tmp_path):
     labels = "2053"
-    img = server_scene(server_mnist_train, labels, size=(600, 800), digit_px=110, seed=3)
+    img = server_scene(server_mnist_train, labels, size=(600, 800), digit_px=110, seed=1)
     photo = tmp_path / "photo.jpg"
     cv2.imwrite(str(photo), img, [cv2.IMWRITE_JPEG_QUALITY, 90])
     page = browser.new_page()

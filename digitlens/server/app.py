@@ -439,9 +439,14 @@ def create_app(config: ServeConfig | None = None, model_path: str | Path | None 
     async def model(request: Request) -> dict[str, Any]:
         engine = engine_of(request)
         meta = dict(getattr(engine.recognizer, "metadata", {}) or {})
+        info = dict(request.app.state.model_info)
+        if meta.get("sha256"):
+            info["sha256"] = meta["sha256"]
+        if meta.get("path"):
+            info["file"] = Path(str(meta["path"])).name
+        meta.pop("path", None)  # the server's file system is nobody else's business
         return {"version": __version__, "classes": [str(c) for c in engine.recognizer.classes],
-                "mnist_test_accuracy": _test_accuracy(meta), **request.app.state.model_info,
-                "metadata": meta, "limits": cfg.public()}
+                "mnist_test_accuracy": _test_accuracy(meta), **info, "metadata": meta, "limits": cfg.public()}
 
     @app.websocket("/api/stream")
     async def stream(ws: WebSocket) -> None:

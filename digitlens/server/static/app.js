@@ -233,7 +233,7 @@ const draw = (() => {
       const top = p.indexOf(Math.max(...p));
       p.forEach((v, k) => {
         const bar = document.createElement("div");
-        bar.className = k === top ? "bar top" : "bar";
+        bar.className = k === top ? "bar best" : "bar";
         bar.title = `${k}: ${pct(v)}`;
         const track = document.createElement("span");
         track.className = "track";

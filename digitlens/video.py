@@ -14,20 +14,19 @@ from __future__ import annotations
 
 import glob
 import logging
-import math
 import os
 import queue
 import re
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence
 
 import cv2
 import numpy as np
 
-from digitlens.reading import Box, Digit, Number, Reading
+from digitlens.reading import Digit, Number, Reading
 
 log = logging.getLogger("digitlens.live")
 
@@ -611,7 +610,6 @@ class _Track:
     box: np.ndarray  # smoothed x, y, w, h (float)
     velocity: np.ndarray  # smoothed centre displacement per frame (dx, dy)
     votes: list[np.ndarray]  # recent probability vectors over the ten digits (newest last)
-    hits: int = 1  # consecutive frames with a matching detection
     misses: int = 0  # consecutive frames without one
     shown: bool = False  # passed the appear hysteresis and not yet dropped
     label: int = -1  # the label shown (sticky, see TrackConfig.switch_ratio)
@@ -710,7 +708,6 @@ class Tracker:
             tr.box = cfg.box_alpha * det + (1 - cfg.box_alpha) * tr.predicted()
             tr.votes.append(_probabilities(detections[di]))
             del tr.votes[:-cfg.vote_frames]
-            tr.hits += 1
             tr.misses = 0
             top = int(detections[di].digit)
             tr.agree = tr.agree + 1 if top == tr.last_top else 1
@@ -720,7 +717,6 @@ class Tracker:
                 tr.misses += 1
                 tr.votes.append(np.zeros(10))  # a frame without the digit votes for nothing
                 del tr.votes[:-cfg.vote_frames]
-                tr.hits = 0
         for di, d in enumerate(detections):
             if di not in matched_d:
                 self.tracks.append(_Track(self._next_id, boxes[di].copy(), np.zeros(2), [_probabilities(d)],

@@ -98,12 +98,23 @@ def child(clip: str, out: str, model: str | None = None) -> None:
         n += 1
     wall = time.perf_counter() - t0
     src.close()
+    # the same clip paced like a camera (30 fps, newest frame only): latency must not grow when behind
+    src = video.open_source(clip, realtime=True).start()
+    latency, shown_frames = [], 0
+    for lf in video.live_frames(src, rec.read, video.Tracker()):
+        video.draw_reading(lf.frame.image, lf.steady, "")
+        latency.append(src.age_s(lf.frame) * 1000)  # capture -> drawn
+        shown_frames += 1
+    live = {"source_fps": src.fps, "frames_processed": shown_frames, "frames_dropped": src.dropped,
+            "latency_ms_median": float(np.median(latency)), "latency_ms_p95": float(np.percentile(latency, 95)),
+            "latency_ms_last_tenth_median": float(np.median(latency[-max(1, len(latency) // 10):]))}
+    src.close()
     Path(out).write_text(json.dumps({
         "frames": n, "wall_s": wall, "fps": n / wall,
         "read_ms_median": float(np.median(read_ms)), "track_ms_median": float(np.median(track_ms)),
         "draw_ms_median": float(np.median(draw_ms)), "read_ms_p90": float(np.percentile(read_ms, 90)),
         "peak_rss_mb": peak_rss_mb(),
-        "torch_imported": "torch" in sys.modules, "onnxruntime_threads": getattr(rec.config, "intra_op_threads", None),
+        "torch_imported": "torch" in sys.modules, "camera_paced": live, "onnxruntime_threads": getattr(rec.config, "intra_op_threads", None),
         "shown": shown}))
 
 

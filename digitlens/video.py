@@ -117,6 +117,10 @@ class FrameSource:
     def ended(self) -> bool:
         return self._ended.is_set()
 
+    def age_s(self, frame: Frame) -> float:
+        """Seconds since `frame` was captured (its latency so far)."""
+        return time.monotonic() - self._t0 - frame.t
+
     def start(self) -> "FrameSource":
         return self
 

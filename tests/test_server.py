@@ -211,6 +211,27 @@ def test_chunked_body_is_cut_off_while_streaming(server_fake, server_thread):
         assert httpx.get(srv.url + "/healthz").status_code == 200  # still serving
 
 
+def test_slow_upload_408(server_fake, server_thread):
+    """A client that stops sending half way through its body is cut off after body_timeout_s."""
+    app = create_app(ServeConfig(body_timeout_s=0.5), recognizer=server_fake)
+    with server_thread(app) as srv:
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+        s.sendall(b"POST /api/read HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n"
+                  + b"\x89PNG" + b"\0" * 100)
+        t0 = time.perf_counter()
+        reply = s.recv(65536)
+        elapsed = time.perf_counter() - t0
+        while b"}" not in reply:  # the body may come in a second packet
+            more = s.recv(65536)
+            if not more:
+                break
+            reply += more
+        s.close()
+    assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
+    assert 0.4 < elapsed < 3.0
+    assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["code"] == "body_timeout"
+
+
 def test_pixel_count_413_before_decoding(server_fake):
     bomb = _png_header_only(60_000, 60_000)  # 3.6 G pixels claimed; decoding it would need 10 GB
     with _client(server_fake, max_pixels=10_000) as client:

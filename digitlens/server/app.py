@@ -83,7 +83,7 @@ class ErrorBody(BaseModel):
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     s: {"model": ErrorBody, "description": d} for s, d in (
-        (400, "malformed request"), (413, "body, image or batch over its limit"),
+        (400, "malformed request"), (408, "the upload was too slow"), (413, "body, image or batch over its limit"),
         (415, "image format outside the allow-list"), (422, "undecodable image or invalid data"),
         (503, "too many requests in flight; retry after Retry-After seconds"), (504, "over the time limit"))}
 
@@ -410,23 +410,28 @@ def create_app(config: ServeConfig | None = None, model_path: str | Path | None 
     async def read(request: Request, probabilities: bool = Query(
             False, description="also give all ten digit probabilities per digit (`probabilities`, for charts)")):
         engine = engine_of(request)
-        content_type = request.headers.get("content-type", "")
-        if content_type.lower().startswith("multipart/form-data"):
-            async with request.form(max_files=1, max_fields=4) as form:
-                upload = form.get("file")
-                if not isinstance(upload, UploadFile):
-                    raise ApiError(400, "no_file", "multipart body has no file field named 'file'")
-                name = upload.filename or "upload"
-                data = await upload.read(cfg.max_upload_bytes + 1)
-        else:
-            data, name = await request.body(), "body"
-            if len(data) > cfg.max_upload_bytes:
-                raise ApiError(413, "too_large", f"{name}: {len(data):,} bytes is over the limit of "
-                               f"{cfg.max_upload_bytes:,} bytes (--max-upload-mb)")
+        try:
+            data, name = await asyncio.wait_for(_upload(request), cfg.body_timeout_s)
+        except asyncio.TimeoutError:
+            raise ApiError(408, "body_timeout", f"the upload took longer than {cfg.body_timeout_s:g} s") from None
         if not data:
             raise ApiError(400, "empty", f"{name}: no image data (empty body or file)")
         result = await engine.run(engine.read_job, data, name, probabilities)
         return JSONResponse(result)
+
+    async def _upload(request: Request) -> tuple[bytes, str]:
+        """The image bytes of a POST /api/read (multipart field 'file', or the raw body) and a name for them."""
+        if request.headers.get("content-type", "").lower().startswith("multipart/form-data"):
+            async with request.form(max_files=1, max_fields=4) as form:
+                upload = form.get("file")
+                if not isinstance(upload, UploadFile):
+                    raise ApiError(400, "no_file", "multipart body has no file field named 'file'")
+                return await upload.read(cfg.max_upload_bytes + 1), upload.filename or "upload"
+        data = await request.body()
+        if len(data) > cfg.max_upload_bytes:
+            raise ApiError(413, "too_large", f"body: {len(data):,} bytes is over the limit of "
+                           f"{cfg.max_upload_bytes:,} bytes (--max-upload-mb)")
+        return data, "body"
 
     @app.post("/api/classify", summary="Classify a batch of 28x28 MNIST-style crops", response_model=ClassifyResponse,
               responses=ERROR_RESPONSES, max_body_size=cfg.max_json_bytes)

@@ -20,7 +20,7 @@ Upload. The API is described at /docs and /openapi.json:
   GET  /healthz, /readyz
 Every limit answers with its own status and a JSON body {"error", "code", "status"}: body or pixels too
 large 413, format not allowed 415, undecodable 422, too many requests in flight 503 with Retry-After,
-over the time limit 504. It binds to localhost unless --host says otherwise.
+upload too slow 408, over the time limit 504. It binds to localhost unless --host says otherwise.
 
 EXAMPLES
   digitlens serve                                 http://127.0.0.1:8000 with the shipped model
@@ -42,6 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="requests decoded/read at once; more get 503 with Retry-After (default %(default)s)")
     p.add_argument("--timeout", type=float, default=DEFAULTS.request_timeout_s,
                    help="time limit of one request in seconds; over it: 504 (default %(default)s)")
+    p.add_argument("--body-timeout", type=float, default=DEFAULTS.body_timeout_s,
+                   help="time allowed to upload an image in seconds; over it: 408 (default %(default)s)")
     p.add_argument("--max-upload-mb", type=float, default=DEFAULTS.max_upload_bytes / MIB,
                    help="largest image upload in MiB; over it: 413 (default %(default)s)")
     p.add_argument("--max-megapixels", type=float, default=DEFAULTS.max_pixels / 1e6,
@@ -60,7 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
     return ServeConfig(
         host=args.host, port=args.port, workers=args.workers, max_inflight=args.max_inflight,
-        request_timeout_s=args.timeout, max_upload_bytes=int(args.max_upload_mb * MIB),
+        request_timeout_s=args.timeout, body_timeout_s=args.body_timeout, max_upload_bytes=int(args.max_upload_mb * MIB),
         max_pixels=int(args.max_megapixels * 1e6),
         formats=tuple(f.strip().lower() for f in args.formats.split(",") if f.strip()),
         max_classify_batch=args.max_batch, ws_max_fps=args.ws_max_fps,

@@ -28,6 +28,7 @@ class ServeConfig:
     max_inflight: int = 16  # requests decoding/reading at once (queued on the workers); past it: 503
     retry_after_s: int = 1  # Retry-After header of a 503: one reading takes tens of ms, so retry soon
     request_timeout_s: float = 10.0  # per-request limit on decode + read; past it: 504
+    body_timeout_s: float = 30.0  # time to receive an upload (10 MB at 3 Mbit/s); past it: 408, slow senders go
     max_upload_bytes: int = 10 * MIB  # one image (or the raw body of POST /api/read); past it: 413
     multipart_overhead_bytes: int = 64 * 1024  # multipart framing and headers allowed on top of the image
     max_json_bytes: int = 8 * MIB  # body of POST /api/classify (256 crops as JSON lists are ~1 MB)
@@ -48,8 +49,8 @@ class ServeConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"ServeConfig.{name} must be positive, got {getattr(self, name)!r}")
-        if self.request_timeout_s <= 0 or self.ws_max_fps <= 0:
-            raise ValueError("ServeConfig.request_timeout_s and ws_max_fps must be positive")
+        if self.request_timeout_s <= 0 or self.body_timeout_s <= 0 or self.ws_max_fps <= 0:
+            raise ValueError("ServeConfig.request_timeout_s, body_timeout_s and ws_max_fps must be positive")
         unknown = set(self.formats) - set(ServeConfig.__dataclass_fields__["formats"].default)
         if unknown:
             raise ValueError(f"ServeConfig.formats: unknown format(s) {sorted(unknown)}; "

@@ -97,7 +97,7 @@ def test_model_endpoint(server_fake):
 def test_openapi_describes_every_endpoint(server_fake):
     with _client(server_fake) as client:
         schema = client.get("/openapi.json").json()
-        assert client.get("/docs").status_code == 200
+        assert client.get("/docs").status_code == 404  # Swagger UI would load from a CDN: the server is offline
     paths = schema["paths"]
     for p in ("/api/read", "/api/classify", "/api/model", "/healthz", "/readyz"):
         assert p in paths, p

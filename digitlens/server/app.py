@@ -337,7 +337,8 @@ def create_app(config: ServeConfig | None = None, model_path: str | Path | None 
             engine.ready = False
             engine.executor.shutdown(wait=False, cancel_futures=True)
 
-    app = FastAPI(title="digitlens", version=__version__, lifespan=lifespan,
+    # No /docs or /redoc: FastAPI's pages load Swagger/ReDoc from a CDN, and this server works offline.
+    app = FastAPI(title="digitlens", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   description="Read handwritten digits and numbers in images: the HTTP API of `digitlens serve`. "
                               "Errors are JSON: {\"error\": message, \"code\": name, \"status\": HTTP status}.")
     app.state.config = cfg

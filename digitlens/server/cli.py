@@ -12,7 +12,7 @@ HELP = """Web page and HTTP API: draw a digit, show the webcam, upload a photo, 
 
 Starts a FastAPI app on uvicorn. The model is loaded once and warmed up before /readyz answers ready.
 The page at / works offline (no external scripts, fonts or styles) and has three tabs: Draw, Camera and
-Upload. The API is described at /docs and /openapi.json:
+Upload. The API is described by its OpenAPI schema at /openapi.json:
   POST /api/read      an image (multipart field 'file', or the raw bytes) -> the JSON of `read --json`
   POST /api/classify  {"crops": N x 28 x 28 values 0..255} -> probabilities and predictions
   GET  /api/model     the model's metadata and MNIST test accuracy, and the server's limits
@@ -94,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
     if not _is_loopback(cfg.host):
         print(f"digitlens serve: listening on {cfg.host}, reachable from other machines", file=sys.stderr)
     print(f"digitlens serve: http://{'127.0.0.1' if cfg.host in ('0.0.0.0', '::') else cfg.host}:{cfg.port}/ "
-          "(API docs at /docs; Ctrl-C stops)", file=sys.stderr)
+          "(API schema at /openapi.json; Ctrl-C stops)", file=sys.stderr)
     app = create_app(cfg, args.model)
     # uvicorn closes a WebSocket whose message is over ws_max_size with 1009, before the app sees it.
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level=cfg.log_level, ws_max_size=cfg.ws_max_frame_bytes,

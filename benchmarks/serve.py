@@ -146,7 +146,7 @@ class Server:
             self.proc.kill()
 
 
-def direct_read_ms(jpeg: bytes, repeats: int, model: Path | None) -> dict:
+def direct_read_ms(jpegs: list[bytes], repeats: int, model: Path | None) -> dict:
     """The reader alone, in this process: decode + read, single thread (what the server wraps)."""
     from digitlens.imageio import decode_image
     from digitlens.recognizer import ReaderConfig, Recognizer
@@ -156,13 +156,30 @@ def direct_read_ms(jpeg: bytes, repeats: int, model: Path | None) -> dict:
     times = []
     for k in range(repeats + 3):
         t0 = time.perf_counter()
-        r.read(decode_image(jpeg))
+        r.read(decode_image(jpegs[k % len(jpegs)]))
         if k >= 3:
             times.append((time.perf_counter() - t0) * 1000)
     return summary(times)
 
 
-def http_clients(url: str, jpeg: bytes, clients: int, requests: int) -> dict:
+def demo_frames(n: int) -> list[bytes]:
+    """The first n frames of the shipped demo clip (640x480, a moving camera over handwritten numbers) as JPEG."""
+    from digitlens.video import DEMO_CLIP
+
+    cap = cv2.VideoCapture(str(DEMO_CLIP))
+    out = []
+    while len(out) < n:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        out.append(cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, 80])[1].tobytes())
+    cap.release()
+    if not out:
+        raise RuntimeError(f"cannot read frames from {DEMO_CLIP}")
+    return out
+
+
+def http_clients(url: str, jpegs: list[bytes], clients: int, requests: int) -> dict:
     import httpx
 
     latencies: list[float] = []
@@ -173,10 +190,11 @@ def http_clients(url: str, jpeg: bytes, clients: int, requests: int) -> dict:
 
     def client() -> None:
         with httpx.Client(base_url=url, timeout=30) as c:
-            for _ in range(2):  # connection and warm-up, not timed
-                c.post("/api/read", content=jpeg, headers={"content-type": "image/jpeg"})
+            for k in range(2):  # connection and warm-up, not timed
+                c.post("/api/read", content=jpegs[k % len(jpegs)], headers={"content-type": "image/jpeg"})
             barrier.wait()
-            for _ in range(requests):
+            for k in range(requests):
+                jpeg = jpegs[(k + id(c)) % len(jpegs)]  # different scenes: nothing can be cached
                 t0 = time.perf_counter()
                 r = c.post("/api/read", files={"file": ("scene.jpg", jpeg, "image/jpeg")})
                 dt = (time.perf_counter() - t0) * 1000
@@ -200,7 +218,7 @@ def http_clients(url: str, jpeg: bytes, clients: int, requests: int) -> dict:
             "readings": dict(sorted(texts.items(), key=lambda kv: -kv[1])[:3])}
 
 
-def ws_clients(url: str, jpeg: bytes, clients: int, seconds: float) -> dict:
+def ws_clients(url: str, frames: list[bytes], clients: int, seconds: float) -> dict:
     from websockets.sync.client import connect
 
     ws_url = url.replace("http://", "ws://") + "/api/stream"
@@ -213,8 +231,8 @@ def ws_clients(url: str, jpeg: bytes, clients: int, seconds: float) -> dict:
     def client() -> None:
         try:
             with connect(ws_url, max_size=2**24) as ws:
-                for _ in range(3):
-                    ws.send(jpeg)
+                for k in range(3):
+                    ws.send(frames[k])
                     ws.recv()
                 barrier.wait()
                 n, mine = 0, []
@@ -222,7 +240,7 @@ def ws_clients(url: str, jpeg: bytes, clients: int, seconds: float) -> dict:
                 t0 = time.perf_counter()
                 while time.perf_counter() < t_end:
                     ts = time.perf_counter()
-                    ws.send(jpeg)
+                    ws.send(frames[n % len(frames)])  # the clip, frame after frame
                     reply = json.loads(ws.recv())
                     if "error" in reply:
                         with lock:
@@ -242,7 +260,7 @@ def ws_clients(url: str, jpeg: bytes, clients: int, seconds: float) -> dict:
         t.start()
     for t in threads:
         t.join()
-    return {"clients": clients, "seconds": seconds, "frame": "640x480 JPEG",
+    return {"clients": clients, "seconds": seconds, "frames": f"the demo clip's first {len(frames)} frames, 640x480 JPEG q80",
             "readings_per_s_per_client": [round(v, 1) for v in per_client],
             "readings_per_s_min": round(min(per_client), 1) if per_client else 0.0,
             "readings_per_s_median": round(statistics.median(per_client), 1) if per_client else 0.0,
@@ -326,23 +344,23 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         args.requests, args.ws_seconds, args.overload_seconds = 5, 2.0, 2.0
     targets = Targets()
-    image, numbers = scene()
-    ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    jpeg = buf.tobytes()
+    scenes = [scene(seed) for seed in range(8)]
+    jpegs = [cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes() for img, _ in scenes]
+    jpeg = jpegs[0]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(RESULTS / "serve-scene.jpg"), image, [cv2.IMWRITE_JPEG_QUALITY, 85])
-    print(f"scene 640x480, {len(jpeg)} bytes, numbers {numbers}", file=sys.stderr)
-
+    cv2.imwrite(str(RESULTS / "serve-scene.jpg"), scenes[0][0], [cv2.IMWRITE_JPEG_QUALITY, 85])
+    numbers = [n for _, n in scenes]
+    print(f"{len(jpegs)} scenes 640x480, {statistics.mean(map(len, jpegs)):.0f} bytes on average", file=sys.stderr)
     model_opt = ["--model", str(args.model)] if args.model else []
-    direct = direct_read_ms(jpeg, 10 if args.quick else 40, args.model)
+    direct = direct_read_ms(jpegs, 16 if args.quick else 48, args.model)
     print(f"reader alone: p50 {direct['p50']} ms", file=sys.stderr)
     with Server(model_opt) as srv:
         model = __import__("httpx").get(srv.url + "/api/model").json()
-        single = http_clients(srv.url, jpeg, 1, args.requests)
+        single = http_clients(srv.url, jpegs, 1, args.requests)
         print(f"HTTP 1 client: {single['latency_ms']}", file=sys.stderr)
-        http = http_clients(srv.url, jpeg, args.clients, args.requests)
+        http = http_clients(srv.url, jpegs, args.clients, args.requests)
         print(f"HTTP {args.clients} clients: {http['latency_ms']}, errors {http['errors']}", file=sys.stderr)
-        ws = ws_clients(srv.url, jpeg, args.ws_clients, args.ws_seconds)
+        ws = ws_clients(srv.url, demo_frames(160), args.ws_clients, args.ws_seconds)
         print(f"WS {args.ws_clients} clients: {ws['readings_per_s_per_client']} readings/s, errors {ws['errors']}",
               file=sys.stderr)
         server_cmd = srv.cmd
@@ -365,7 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "serve", "quick": args.quick, "command": [sys.executable, *sys.argv],
         "server_command": server_cmd, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine(), "model": {k: model.get(k) for k in ("file", "sha256", "mnist_test_accuracy")},
-        "scene": {"size": "640x480", "jpeg_bytes": len(jpeg), "numbers": numbers, "file": "serve-scene.jpg"},
+        "scenes": {"count": len(jpegs), "size": "640x480", "jpeg_bytes_mean": round(statistics.mean(map(len, jpegs))),
+                   "numbers": numbers, "first": "serve-scene.jpg"},
         "reader_alone_ms": direct,
         # one client at a time: what the server adds to a reading (HTTP, multipart, decode, JSON, the hop
         # to a worker thread); with 8 clients on 2 cores the rest is waiting for a core

@@ -40,7 +40,11 @@ pytestmark = [
 # ---------------------------------------------------------------------------------------------- fixtures
 
 @pytest.fixture(scope="module")
-def live_server(server_real_recognizer, server_thread):
+def live_server(request, server_thread):
+    model = Path(__file__).resolve().parents[1] / "digitlens" / "models" / "lens.onnx"
+    if not model.is_file() and not os.environ.get("DIGITLENS_TEST_MODEL"):
+        pytest.fail(f"the shipped model {model} is missing: the browser tests read with the real model")
+    server_real_recognizer = request.getfixturevalue("server_real_recognizer")
     from digitlens.server.app import create_app
     from digitlens.server.limits import ServeConfig
 

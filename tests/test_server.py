@@ -18,6 +18,8 @@ import cv2
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from starlette.websockets import WebSocketDisconnect
 
 from digitlens.imageio import decode_image
@@ -346,6 +348,24 @@ def test_redos_content_type_answered_quickly(server_fake, content_type):
         assert client.get("/healthz").status_code == 200
     assert elapsed < 1.0, f"{elapsed:.2f} s"
     assert 400 <= r.status_code < 500 and set(r.json()) == {"error", "code", "status"}
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prefix=st.sampled_from([b"", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"BM", b"RIFF\0\0\0\0WEBP", b"II*\0",
+                               b"P5\n", b"GIF89a"]),
+       tail=st.binary(max_size=600))
+def test_any_bytes_get_a_client_error_never_a_crash(server_fuzz_client, prefix, tail):
+    r = server_fuzz_client.post("/api/read", content=prefix + tail)
+    assert r.status_code in (200, 400, 413, 415, 422), r.text
+    assert set(r.json()) >= ({"width", "height", "numbers", "digits"} if r.status_code == 200 else {"error", "code"})
+
+
+@pytest.fixture(scope="module")
+def server_fuzz_client():
+    from conftest import ServerFakeRecognizer
+
+    with TestClient(create_app(ServeConfig(), recognizer=ServerFakeRecognizer())) as client:
+        yield client
 
 
 def test_unknown_route_and_method_are_json(server_fake):

@@ -548,13 +548,15 @@ def open_source(spec: str | int, realtime: bool = False, config: SourceConfig = 
         try:
             probe = cv2.VideoCapture(index)
             ok = probe.isOpened()
+            camera_fps = float(probe.get(cv2.CAP_PROP_FPS) or 0.0) if ok else 0.0
             probe.release()
         finally:
             if old is not None:
                 cv2.utils.logging.setLogLevel(old)
         if not ok:
             raise SourceError(f"cannot open {name}: no such camera, or it is in use by another program")
-        return LiveSource(name, _camera_opener(index), config, kind="camera")
+        return LiveSource(name, _camera_opener(index), config, kind="camera",
+                          fps=camera_fps if 0 < camera_fps < 1000 else None)
     if s.lower().startswith(STREAM_SCHEMES):
         return LiveSource(name, _stream_opener(s, config), config, kind="stream")
     if any(c in s for c in "*?[") and not os.path.exists(s):

@@ -189,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
     frames = 0
     t_start = time.monotonic()
     last_text: str | None = None
+    written, first_t, save_fps = 0, 0.0, 30.0  # --save: frames written, first frame's time, frame rate
+    paced = source.kind in ("camera", "stream") or args.realtime  # frames carry wall-clock times
     try:
         if use_window:
             window = Window(f"digitlens live - {source.name}", args.snapshot_dir)
@@ -225,8 +227,14 @@ def run(args: argparse.Namespace) -> int:
             last.update(frame=lf.frame, steady=lf.steady, annotated=annotated, record=record)
             if args.save:
                 if writer is None:
-                    writer = _open_writer(args.save, annotated, source.fps or args.fps or 30.0)
-                writer.write(annotated)
+                    save_fps = source.fps or args.fps or 30.0
+                    writer = _open_writer(args.save, annotated, save_fps)
+                    first_t = lf.frame.t
+                # live sources drop frames: repeat the last one so the saved video keeps wall-clock time
+                repeats = max(1, int((lf.frame.t - first_t) * save_fps) + 1 - written) if paced else 1
+                for _ in range(repeats):
+                    writer.write(annotated)
+                written += repeats
             if window is not None:
                 window.show(annotated)
                 key = window.poll(1)

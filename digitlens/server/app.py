@@ -27,7 +27,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
-from starlette.datastructures import UploadFile
+from starlette.datastructures import MutableHeaders, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from digitlens import __version__
@@ -280,6 +280,48 @@ def crops_from_request(req: ClassifyRequest, cfg: ServeConfig) -> np.ndarray:
     return arr.astype(np.float32)
 
 
+class FinishResponses:
+    """ASGI middleware (plain ASGI: no per-request task group): security headers on every HTTP response,
+    and the route body limit's plain-text 413 turned into the JSON error body every other error has.
+
+    Starlette's per-route body limit (which also counts chunked bodies as they stream) answers from inside
+    the route with text/plain; this rewrites only that response.
+    """
+
+    def __init__(self, app: Any, body_limits: dict[str, int]):
+        self.app = app
+        self.body_limits = body_limits
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        replaced = False
+
+        async def finish(message: dict) -> None:
+            nonlocal replaced
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                if message["status"] == 413 and headers.get("content-type", "").startswith("text/plain"):
+                    replaced = True
+                    limit = self.body_limits.get(scope.get("path", ""), 0)
+                    body = json.dumps(ApiError(413, "too_large", f"request body is over the limit of {limit:,} bytes "
+                                                                 "(--max-upload-mb)").body()).encode()
+                    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+                    raw += [(k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items()]
+                    await send({"type": "http.response.start", "status": 413, "headers": raw})
+                    await send({"type": "http.response.body", "body": body})
+                    return
+                for k, v in SECURITY_HEADERS.items():
+                    if k not in headers:
+                        headers[k] = v
+            elif replaced:
+                return  # the plain-text body of the replaced 413
+            await send(message)
+
+        await self.app(scope, receive, finish)
+
+
 def _error_response(err: ApiError) -> JSONResponse:
     return JSONResponse(err.body(), status_code=err.status, headers=err.headers)
 
@@ -365,18 +407,8 @@ def create_app(config: ServeConfig | None = None, model_path: str | Path | None 
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return _error_response(ApiError(500, "internal", f"internal error ({type(err).__name__}); see the server log"))
 
-    @app.middleware("http")
-    async def security_headers(request: Request, call_next):
-        response = await call_next(request)
-        if response.status_code == 413 and response.headers.get("content-type", "").startswith("text/plain"):
-            # the route's body limit (Starlette's, which counts chunked bodies as they stream) answers in
-            # plain text from inside the route; give it the same JSON body as every other error
-            limit = request.scope.get("starlette.max_body_size") or cfg.max_body_bytes
-            response = _error_response(ApiError(413, "too_large", f"request body is over the limit of {limit:,} "
-                                                "bytes (--max-upload-mb)"))
-        for k, v in SECURITY_HEADERS.items():
-            response.headers.setdefault(k, v)
-        return response
+    app.add_middleware(FinishResponses, body_limits={
+        "/api/read": cfg.max_upload_bytes + cfg.multipart_overhead_bytes, "/api/classify": cfg.max_json_bytes})
 
     def engine_of(request: Request | WebSocket) -> Engine:
         engine = getattr(request.app.state, "engine", None)

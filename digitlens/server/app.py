@@ -16,7 +16,6 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Literal, TypeVar
 
@@ -166,20 +165,10 @@ def digit_crops(image: np.ndarray, reading: Reading) -> np.ndarray:
     return crops
 
 
-@dataclass
-class _PassThroughTracker:
-    """Stands in for digitlens.video.Tracker where that module is missing: readings pass unchanged."""
-
-    def update(self, reading: Reading, t: float) -> Reading:
-        return reading
-
-
 def make_tracker() -> Any:
-    try:
-        from digitlens.video import Tracker
-    except ImportError:  # the live helper's module is not there yet
-        log.warning("digitlens.video.Tracker not available; /api/stream sends unsmoothed readings")
-        return _PassThroughTracker()
+    """The tracking and smoothing of `digitlens live`, one per WebSocket connection."""
+    from digitlens.video import Tracker
+
     return Tracker()
 
 

@@ -48,6 +48,19 @@ SECURITY_HEADERS = {
     "referrer-policy": "no-referrer",
 }
 
+API_DESCRIPTION = """Read handwritten digits and numbers in images: the HTTP API of `digitlens serve`.
+
+Errors are JSON: `{"error": message, "code": name, "status": HTTP status}`.
+
+**WS /api/stream** (not listed below: OpenAPI has no WebSockets): send each camera frame as one binary
+message (JPEG or PNG); each frame gets one JSON text message back: the reading, with a track `id` per
+digit (the tracking and smoothing of `digitlens live`), plus `frame` (its number), `t` (seconds since
+the connection opened) and `server_ms`; or an error object with `frame`. The text message `reset`
+clears the tracks. Frames over the size limit close the connection with code 1009; frames faster than
+the rate limit are answered `throttled` (429), and a client that keeps flooding is closed with 1008.
+Send the next frame when a reading comes back, so that no stale frames queue up.
+"""
+
 # WebSocket close codes (RFC 6455 section 7.4.1)
 WS_POLICY_VIOLATION = 1008
 WS_TOO_BIG = 1009
@@ -186,12 +199,20 @@ class Engine:
         self.ready = False
         self.started = time.time()
 
+    def busy(self) -> ApiError:
+        return ApiError(503, "busy", f"server busy: {self.cfg.max_inflight} requests in flight (--max-inflight); "
+                        f"retry in {self.cfg.retry_after_s} s", headers={"Retry-After": str(self.cfg.retry_after_s)})
+
+    def refuse_if_full(self) -> None:
+        """A 503 before the body is even read when the gate is full (the real admission is `run`'s)."""
+        if self.gate.inflight >= self.gate.limit:
+            self.gate.rejected += 1
+            raise self.busy()
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """fn(*args) on a worker thread, admitted by the gate (else 503) and bounded in time (else 504)."""
         if not self.gate.try_enter():
-            raise ApiError(503, "busy", f"server busy: {self.cfg.max_inflight} requests in flight "
-                           f"(--max-inflight); retry in {self.cfg.retry_after_s} s",
-                           headers={"Retry-After": str(self.cfg.retry_after_s)})
+            raise self.busy()
         try:
             job = self.executor.submit(fn, *args)
         except BaseException:
@@ -370,8 +391,7 @@ def create_app(config: ServeConfig | None = None, model_path: str | Path | None 
 
     # No /docs or /redoc: FastAPI's pages load Swagger/ReDoc from a CDN, and this server works offline.
     app = FastAPI(title="digitlens", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
-                  description="Read handwritten digits and numbers in images: the HTTP API of `digitlens serve`. "
-                              "Errors are JSON: {\"error\": message, \"code\": name, \"status\": HTTP status}.")
+                  description=API_DESCRIPTION)
     app.state.config = cfg
 
     @app.exception_handler(ApiError)
@@ -432,6 +452,7 @@ def create_app(config: ServeConfig | None = None, model_path: str | Path | None 
     async def read(request: Request, probabilities: bool = Query(
             False, description="also give all ten digit probabilities per digit (`probabilities`, for charts)")):
         engine = engine_of(request)
+        engine.refuse_if_full()
         try:
             data, name = await asyncio.wait_for(_upload(request), cfg.body_timeout_s)
         except asyncio.TimeoutError:

@@ -35,6 +35,10 @@ class SeedNet(nn.Module):
             nn.Linear(_flat_features(self.features), 128), nn.ReLU(), nn.Dropout(0.5),
             nn.Linear(128, num_classes),
         )
+        for m in self.modules():  # Keras' defaults: glorot_uniform kernels, zero biases (Adadelta at lr 1.0 is tuned to them)
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.features(x))

@@ -25,6 +25,8 @@ class DetectConfig:
     min_area_px: int = 20
     max_height_frac: float = 0.9  # a region as tall as the frame is a page edge or a shadow
     max_aspect: float = 8.0  # width / height beyond this is a line, not a digit or a number
+    border_long_frac: float = 0.35  # a region touching the frame's edge and longer than this fraction of it is
+    # a page edge, a desk or a shadow line, not writing
     merge_overlap: float = 0.5  # merge pieces overlapping in x by half the narrower's width ...
     merge_gap: float = 0.3  # ... whose vertical gap is under 0.3 of the taller's height ...
     merge_growth: float = 1.5  # ... if the merged height stays under 1.5 x the taller's (not two lines)
@@ -164,6 +166,9 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
         if bh > cfg.max_height_frac * h or bw > cfg.max_height_frac * w:
             continue
         if bw > cfg.max_aspect * bh:
+            continue
+        touches = x0 <= 0 or y0 <= 0 or x1 >= w or y1 >= h
+        if touches and (bh > cfg.border_long_frac * h or bw > cfg.border_long_frac * w):
             continue
         crop = np.isin(labels[y0:y1, x0:x1], ids[group]).astype(np.uint8)
         out.append(Candidate((x0, y0, bw, bh), crop, polarity))

@@ -1,0 +1,234 @@
+"""The reading path: detect, normalise, classify, reject, split, group, and the `read` CLI contract.
+
+Ground truth comes from MNIST *test* digits written as ink on a generated page (evaluation only).
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from digitlens import detect
+from digitlens.reading import Digit
+from digitlens.recognizer import GroupConfig, Recognizer, ReaderConfig, group_numbers, shipped_model_path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def reader() -> Recognizer:
+    return Recognizer.load()
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    from digitlens.data import load_mnist
+    return load_mnist(mirrors=False)
+
+
+def write_digits(page: np.ndarray, digits: list[np.ndarray], x: int, y: int, height: int, gap: float = 0.25,
+                 ink: int | tuple[int, int, int] = 30) -> list[tuple[int, int, int, int]]:
+    """Write MNIST digits (white on black 28x28) as dark ink on a grey page, left to right; return their boxes."""
+    boxes = []
+    for img in digits:
+        ys, xs = np.nonzero(img > 60)
+        crop = img[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        scale = height / crop.shape[0]
+        w = max(2, int(round(crop.shape[1] * scale)))
+        glyph = cv2.resize(crop, (w, height), interpolation=cv2.INTER_CUBIC).astype(np.float32) / 255
+        region = page[y:y + height, x:x + w].astype(np.float32)
+        alpha = glyph[..., None] if page.ndim == 3 else glyph
+        page[y:y + height, x:x + w] = (region * (1 - alpha) + np.float32(ink) * alpha).astype(np.uint8)
+        boxes.append((x, y, w, height))
+        x += w + int(gap * height)
+    return boxes
+
+
+def paper(h: int = 480, w: int = 640, level: int = 225, gradient: bool = True, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    page = np.full((h, w, 3), level, np.float32)
+    if gradient:  # uneven light: one side 40% darker, as under a desk lamp
+        page *= np.linspace(0.6, 1.0, w, dtype=np.float32)[None, :, None]
+    page += rng.normal(0, 3, page.shape)
+    return page.clip(0, 255).astype(np.uint8)
+
+
+def pick(mnist, labels: str, offset: int = 0) -> list[np.ndarray]:
+    out = []
+    for i, ch in enumerate(labels):
+        idx = np.flatnonzero(mnist.y_test == int(ch))
+        out.append(mnist.x_test[idx[(offset + i * 7) % len(idx)]])
+    return out
+
+
+# ---------------------------------------------------------------- stages alone
+
+def test_background_division_removes_a_light_gradient():
+    page = paper(gradient=True)
+    grey = detect.to_grey(page)
+    contrast = detect.ink_contrast(grey, detect.background(grey, detect.DetectConfig()), light_ink=False)
+    weak, strong = detect.thresholds(contrast, detect.DetectConfig())
+    assert strong.sum() == 0, "an empty page under uneven light must show no strong ink"
+
+
+def test_ruled_lines_are_removed_and_a_crossing_stroke_survives():
+    mask = np.zeros((200, 400), np.uint8)
+    mask[100:102, :] = 1  # a ruled line across the page
+    mask[60:140, 200:204] = 1  # a "1" crossing it
+    cleaned = detect.remove_lines(mask, detect.DetectConfig())
+    assert cleaned[100:102, :150].sum() == 0, "the line away from the stroke is gone"
+    assert cleaned[60:140, 200:204].sum() >= 0.9 * 80 * 4, "the stroke is intact, the cut bridged"
+
+
+def test_pieces_of_one_digit_are_merged_and_two_lines_are_not():
+    mask = np.zeros((300, 200), np.uint8)
+    cv2.rectangle(mask, (50, 40), (110, 46), 1, -1)  # the detached bar of a 5 ...
+    cv2.ellipse(mask, (80, 100), (30, 40), 0, -90, 200, 1, 5)  # ... above its body
+    cv2.line(mask, (60, 200), (60, 280), 1, 5)  # a digit on the next line, same column
+    cands = detect.components(mask, mask, detect.DetectConfig(), "dark")
+    heights = sorted(c.box[3] for c in cands)
+    assert len(cands) == 2, [c.box for c in cands]
+    assert heights[1] >= 95, "bar and body form one candidate"
+
+
+def test_split_points_cut_between_touching_digits():
+    mask = np.zeros((40, 60), np.uint8)
+    cv2.circle(mask, (15, 20), 12, 1, 3)
+    cv2.circle(mask, (42, 20), 12, 1, 3)  # two touching 0s
+    cuts = detect.split_points(mask, 2)
+    assert len(cuts) == 1 and 24 <= cuts[0] <= 33
+
+
+def test_group_numbers_reading_order_and_gaps():
+    def d(v, x, y, w=20, h=30):
+        return Digit(v, 0.9, (x, y, w, h), ((v, 0.9),))
+    digits = [d(4, 300, 12), d(1, 10, 100), d(2, 35, 102), d(7, 10, 10), d(3, 35, 8), d(9, 60, 11)]
+    ordered, numbers = group_numbers(digits, GroupConfig())
+    assert [n.text for n in numbers] == ["739", "4", "12"]
+    assert [ordered[i].digit for i in numbers[0].digits] == [7, 3, 9]
+    assert numbers[0].box == (10, 8, 70, 33)
+
+
+# ---------------------------------------------------------------- the shipped model through the whole path
+
+def test_shipped_model_card_matches_file(reader):
+    card = json.loads(shipped_model_path().with_suffix(".json").read_text())
+    assert card["sha256"] == reader.metadata["sha256"]
+    assert reader.classes[:10] == tuple("0123456789") and len(reader.classes) == 11
+
+
+def test_classify_contract(reader, mnist):
+    probs = reader.classify(mnist.x_test[:200])
+    assert probs.shape == (200, 11)
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+    assert (probs[:, :10].argmax(1) == mnist.y_test[:200]).mean() >= 0.98
+    same = reader.classify(mnist.x_test[:10].astype(np.float32) / 255)
+    np.testing.assert_allclose(same, probs[:10], atol=1e-5)
+    with pytest.raises(ValueError, match="shape"):
+        reader.classify(np.zeros((3, 32, 32), np.uint8))
+
+
+def test_reads_numbers_on_a_page_under_uneven_light(reader, mnist):
+    page = paper(seed=1)
+    write_digits(page, pick(mnist, "2026"), 60, 80, 70)
+    write_digits(page, pick(mnist, "417", 3), 100, 280, 60)
+    reading = reader.read(page)
+    assert reading.text == "2026 417", reading.to_dict()
+    assert all(d.confidence > 0.5 for d in reading.digits)
+
+
+def test_reads_blue_ink_on_ruled_paper_and_light_ink_on_a_board(reader, mnist):
+    page = paper(seed=2, gradient=False)
+    for y in range(40, 480, 38):
+        page[y:y + 2] = (200, 170, 150)  # blue-ish ruled lines
+    write_digits(page, pick(mnist, "358", 5), 80, 150, 64, ink=(140, 60, 30))  # BGR: a blue ballpoint
+    assert reader.read(page).text == "358"
+    board = (255 - paper(seed=3, level=200)) // 3  # dark board ...
+    glyphs = pick(mnist, "61", 2)
+    inverted = board.copy()
+    write_digits(inverted, glyphs, 200, 200, 80, ink=235)  # ... chalk-white digits
+    assert reader.read(inverted).text == "61"
+
+
+def test_empty_page_and_non_digits_give_no_digit(reader):
+    page = paper(seed=4)
+    assert reader.read(page).digits == ()
+    cv2.putText(page, "HERE KEEP", (40, 200), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 2.5, (40, 40, 40), 4)
+    cv2.rectangle(page, (420, 300), (600, 400), (40, 40, 40), 3)
+    found = reader.read(page)
+    assert len(found.digits) <= 1, found.to_dict()  # letters and a box are not digits
+
+
+def test_boxes_are_in_input_pixels_even_for_large_frames(reader, mnist):
+    page = paper(h=1440, w=2560, seed=5)
+    boxes = write_digits(page, pick(mnist, "59"), 800, 600, 180)
+    reading = reader.read(page)
+    assert reading.text == "59"
+    for d, (x, y, w, h) in zip(reading.digits, boxes):
+        bx, by, bw, bh = d.box
+        assert abs(bx - x) < 20 and abs(by - y) < 20 and abs(bh - h) < 30
+
+
+def test_read_rejects_bad_arrays(reader):
+    with pytest.raises(ValueError, match="uint8"):
+        reader.read(np.zeros((10, 10), np.float32))
+    with pytest.raises(ValueError, match="non-empty"):
+        reader.read(np.zeros((0, 10), np.uint8))
+
+
+def test_read_never_crashes_on_random_images(reader):
+    rng = np.random.default_rng(0)
+    for i in range(60):
+        h, w = int(rng.integers(1, 300)), int(rng.integers(1, 300))
+        img = rng.integers(0, 256, (h, w, 3) if i % 2 else (h, w), dtype=np.uint8)
+        if i % 3 == 0:
+            img = cv2.GaussianBlur(img, (0, 0), 3)
+        reading = reader.read(img)
+        assert reading.width == w and reading.height == h
+
+
+# ---------------------------------------------------------------- the CLI contract
+
+def test_read_cli_json_contract_and_errors(tmp_path, mnist):
+    page = paper(seed=6)
+    write_digits(page, pick(mnist, "83"), 100, 100, 90)
+    good = tmp_path / "good.png"
+    cv2.imwrite(str(good), page)
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
+    missing = tmp_path / "missing.png"
+    proc = subprocess.run([sys.executable, "-m", "digitlens.cli", "read", str(good), str(tmp_path / "broken.jpg"),
+                           str(missing), "--json", "--workers", "1", "--annotate", str(tmp_path / "ann")],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 1, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [Path(r["path"]).name for r in lines] == ["good.png", "broken.jpg", "missing.png"]
+    ok = lines[0]
+    assert list(ok) == ["path", "width", "height", "numbers", "digits", "elapsed_ms"]
+    assert (ok["width"], ok["height"]) == (640, 480)
+    assert [n["text"] for n in ok["numbers"]] == ["83"]
+    n = ok["numbers"][0]
+    assert set(n) == {"text", "confidence", "box", "digits"} and n["digits"] == [0, 1]
+    for d in ok["digits"]:
+        assert set(d) == {"digit", "confidence", "box", "top3"}
+        assert len(d["box"]) == 4 and len(d["top3"]) == 3 and d["top3"][0][0] == d["digit"]
+    assert set(lines[1]) == {"path", "error"} and "broken.jpg" in lines[1]["error"]
+    assert set(lines[2]) == {"path", "error"} and "missing.png" in lines[2]["error"]
+    assert (tmp_path / "ann" / "good.png").exists()
+
+
+def test_read_cli_table_and_folder(tmp_path, mnist):
+    for i, text in enumerate(["7", "42"]):
+        page = paper(seed=10 + i)
+        write_digits(page, pick(mnist, text, 11), 150, 150, 100)
+        cv2.imwrite(str(tmp_path / f"p{i}.jpg"), page)
+    (tmp_path / "notes.txt").write_text("not an image, and not picked up from a folder")
+    proc = subprocess.run([sys.executable, "-m", "digitlens.cli", "read", str(tmp_path), "--workers", "2"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    rows = proc.stdout.splitlines()
+    assert len(rows) == 2 and " 7 " in rows[0] and " 42 " in rows[1]

@@ -16,11 +16,16 @@ class DetectConfig:
     max_side: int = 1280  # larger frames are processed at this long side (boxes are mapped back)
     background_scale: int = 4  # the paper's brightness is estimated at 1/4 resolution ...
     background_kernel_frac: float = 0.06  # ... with a closing this wide (fraction of the long side): wider than any stroke
-    polarity: str = "both"  # "dark" ink on light paper, "light" ink on dark boards, or "both" (the classifier decides)
+    polarity: str = "both"  # "dark" ink on light paper, "light" ink on dark boards, or "both"
+    light_max_background: int = 130  # light ink is looked for only on surfaces darker than this (boards, slates):
+    # around dark blots on white paper the paper itself would read as light ink
+    dark_min_background: int = 40  # and dark ink only on surfaces brighter than this
     high_contrast: float = 0.22  # a stroke must somewhere be 22% darker than its paper ...
     low_contrast: float = 0.11  # ... and extends wherever it is 11% darker (hysteresis keeps faint ends)
     line_length_frac: float = 0.12  # horizontal ink runs longer than this fraction of the width are ruled lines
     vline_length_frac: float = 0.33  # vertical runs this long (fraction of the height) are lines: a "1" is shorter
+    line_slant_px: int = 3  # lines are searched after a 3 px (half-resolution) smear across them, so lines
+    # tilted by perspective (up to ~5 degrees over the run length) still hold a straight run
     min_height_px: int = 8  # smaller specks are noise at any distance
     min_area_px: int = 20
     max_height_frac: float = 0.9  # a region as tall as the frame is a page edge or a shadow
@@ -31,6 +36,10 @@ class DetectConfig:
     merge_gap: float = 0.3  # ... whose vertical gap is under 0.3 of the taller's height ...
     merge_growth: float = 1.5  # ... if the merged height stays under 1.5 x the taller's (not two lines)
     max_candidates: int = 200  # beyond this the frame is texture, not writing: keep the largest
+    max_stroke_frac: float = 0.3  # mean stroke width over 0.3 x the region's longer side: a blob or a shadow,
+    # not a pen stroke (MNIST's is ~0.1)
+    step_edge_ratio: float = 0.6  # the paper on one side of a region is under 0.6 x as bright as on the other:
+    # it is the edge of a page, a desk or a shadow, not a stroke (a stroke has paper on both sides)
 
 
 @dataclass(frozen=True)
@@ -90,8 +99,15 @@ def remove_lines(mask: np.ndarray, cfg: DetectConfig) -> np.ndarray:
     half = cv2.resize(mask, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_NEAREST)
     hl = max(8, int(cfg.line_length_frac * w / 2))
     vl = max(8, int(cfg.vline_length_frac * h / 2))
-    horiz = cv2.morphologyEx(half, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (hl, 1)))
-    vert = cv2.morphologyEx(half, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, vl)))
+    d = 2 * cfg.line_slant_px + 1
+    # Smear across the line direction first: a tilted line becomes a band that holds a straight run;
+    # AND with the ink afterwards keeps only the line's own pixels.
+    smear_v = cv2.dilate(half, cv2.getStructuringElement(cv2.MORPH_RECT, (1, d)))
+    smear_h = cv2.dilate(half, cv2.getStructuringElement(cv2.MORPH_RECT, (d, 1)))
+    horiz = cv2.morphologyEx(smear_v, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (hl, 1)))
+    vert = cv2.morphologyEx(smear_h, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, vl)))
+    horiz = cv2.bitwise_and(horiz, half)
+    vert = cv2.bitwise_and(vert, half)
     lines = cv2.bitwise_or(horiz, vert)
     if not cv2.countNonZero(lines):
         return mask
@@ -137,7 +153,43 @@ def _merge_groups(stats: np.ndarray, cfg: DetectConfig) -> list[list[int]]:
     return list(groups.values())
 
 
-def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity: str) -> list[Candidate]:
+def stroke_ratio(mask: np.ndarray) -> float:
+    """Mean stroke width (2 x area / boundary) over the region's longer side."""
+    from digitlens.normalise import stroke_width
+    return stroke_width(mask) / max(mask.shape)
+
+
+def is_step_edge(grey: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int], cfg: DetectConfig) -> bool:
+    """True when the surface on one side of the region is much darker than on the other: the region is the
+    rim of a page, a desk or a shadow. Sides are taken across the region's main axis (second moments)."""
+    x, y, w, h = box
+    ys, xs = np.nonzero(mask)
+    if len(xs) < 10:
+        return False
+    cx, cy = xs.mean(), ys.mean()
+    cov = np.cov(np.stack([xs - cx, ys - cy]))
+    evals, evecs = np.linalg.eigh(cov)
+    normal = evecs[:, 0]  # across the main axis
+    pad = max(3, int(0.15 * max(w, h)))
+    H, W = grey.shape
+    x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(W, x + w + pad), min(H, y + h + pad)
+    region = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    region[y - y0:y - y0 + h, x - x0:x - x0 + w] = mask
+    ring = cv2.dilate(region, np.ones((2 * pad + 1, 2 * pad + 1), np.uint8)) & (1 - cv2.dilate(region, np.ones((5, 5), np.uint8)))
+    ry, rx = np.nonzero(ring)
+    if len(rx) < 20:
+        return False
+    side = (rx + x0 - x - cx) * normal[0] + (ry + y0 - y - cy) * normal[1]
+    values = grey[y0:y1, x0:x1][ry, rx].astype(np.float32)
+    a, b = values[side < 0], values[side > 0]
+    if len(a) < 10 or len(b) < 10:
+        return False
+    lo, hi = sorted((float(np.median(a)), float(np.median(b))))
+    return lo < cfg.step_edge_ratio * max(hi, 1.0)
+
+
+def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity: str,
+               grey: np.ndarray | None = None) -> list[Candidate]:
     """Connected ink regions holding some strong ink, merged and filtered, each with its own mask
     (neighbours' ink excluded)."""
     h, w = mask.shape
@@ -171,6 +223,10 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
         if touches and (bh > cfg.border_long_frac * h or bw > cfg.border_long_frac * w):
             continue
         crop = np.isin(labels[y0:y1, x0:x1], ids[group]).astype(np.uint8)
+        if stroke_ratio(crop) > cfg.max_stroke_frac:
+            continue
+        if grey is not None and is_step_edge(grey if polarity == "dark" else 255 - grey, crop, (x0, y0, bw, bh), cfg):
+            continue
         out.append(Candidate((x0, y0, bw, bh), crop, polarity))
     if len(out) > cfg.max_candidates:
         out.sort(key=lambda c: -int(c.mask.sum()))
@@ -194,7 +250,12 @@ def find_candidates(image: np.ndarray, cfg: DetectConfig = DetectConfig()) -> tu
         weak, strong = thresholds(ink_contrast(grey, bg, polarity == "light"), cfg)
         if cv2.countNonZero(strong) < cfg.min_area_px:
             continue  # no ink of this polarity (chalk on a page, pen on a board): skip its work
-        candidates.extend(components(remove_lines(weak, cfg), strong, cfg, polarity))
+        found = components(remove_lines(weak, cfg), strong, cfg, polarity, grey)
+        for c in found:
+            x, y, w, h = c.box
+            surface = float(bg[y:y + h, x:x + w].mean())
+            if (surface <= cfg.light_max_background) if polarity == "light" else (surface >= cfg.dark_min_background):
+                candidates.append(c)
     return candidates, scale
 
 

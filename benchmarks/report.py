@@ -1,0 +1,131 @@
+"""Write the README's benchmark tables from benchmarks/results/*.json (never typed by hand).
+
+    python benchmarks/report.py            # rewrites the block between <!-- bench:start --> and <!-- bench:end -->
+    python benchmarks/report.py --print    # prints it instead
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def load(name: str) -> dict[str, Any] | None:
+    path = RESULTS / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def pct(x: float | None, digits: int = 2) -> str:
+    return "–" if x is None else f"{100 * x:.{digits}f}%"
+
+
+def secs(x: float | None) -> str:
+    return "not reached" if x is None else f"{x:.0f} s" if x >= 10 else f"{x:.1f} s"
+
+
+def ok(flag: bool) -> str:
+    return "met" if flag else "**not met**"
+
+
+def train_section() -> list[str]:
+    rows = []
+    for name, label in (("train-lens-cpu.json", "default (lens)"), ("train-seed-cpu.json", "seed"),
+                        ("train-seed-gpu.json", "seed"), ("train-lens-gpu.json", "default (lens)")):
+        r = load(name)
+        if not r:
+            continue
+        where = r["machine"].get("gpu") or f"{r['machine']['cores']}-core CPU"
+        tta = r["time_to_accuracy_s"]
+        rows.append(f"| {label} | {where} | {r['epochs']} | {r['train_seconds'] / 60:.1f} min | {secs(tta['0.990'])} | "
+                    f"{secs(tta['0.995'])} | {secs(tta['0.997'])} | **{pct(r['mnist_test_accuracy'])}** | `{name}` |")
+    if not rows:
+        return []
+    return ["### Training (`python benchmarks/train.py --arch ARCH`)", "",
+            "MNIST test accuracy is 10-way, one model, no test-time augmentation; time-to-accuracy counts training "
+            "time only (the test-accuracy probes that measure it are excluded).", "",
+            "| network | device | epochs | training time | to 99.0% | to 99.5% | to 99.7% | MNIST test | file |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |", *rows, ""]
+
+
+def read_section() -> list[str]:
+    s = load("read-summary.json")
+    if not s:
+        return []
+    out = [f"### Reading photos (`{s['command']}`)", "",
+           f"{s['scenes_per_kind']} generated scenes of each kind (MNIST test digits as ink on paper, photographed "
+           "with perspective, uneven light, shadows, blur, noise and JPEG; see `benchmarks/scenes.py`). "
+           "Speed on one core of this machine.", "",
+           "| reader | single digits read exactly | numbers read exactly | digit precision | digit recall "
+           "| empty pages with no digit | ms per 1280x720 photo (1 core) | classify digits/s |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for name, r in s["readers"].items():
+        k = r["per_kind"]
+        speed = r.get("speed", {}).get("median_ms_1280x720")
+        cls = r.get("classify_digits_per_s")
+        out.append(f"| {name} | {pct(k['single']['exact'], 1)} | {pct(k['numbers']['exact'], 1)} | "
+                   f"{pct(k['numbers'].get('precision'), 1)} | {pct(k['numbers'].get('recall'), 1)} | "
+                   f"{pct(k['empty']['pages_read_empty'], 1)} | {'–' if speed is None else f'{speed:.1f}'} | "
+                   f"{'–' if cls is None else f'{cls:,.0f}'} |")
+    d = s["readers"].get("digitlens")
+    if d:
+        k = d["per_kind"]
+        speed = d.get("speed", {}).get("median_ms_1280x720") or 1e9
+        out += ["", "Targets of the reader: single ≥ 98% "
+                f"({ok(k['single']['exact'] >= 0.98)}), numbers ≥ 92% ({ok(k['numbers']['exact'] >= 0.92)}), "
+                f"digit precision and recall ≥ 98% ({ok(min(k['numbers']['precision'], k['numbers']['recall']) >= 0.98)}), "
+                f"empty pages ≥ 97% ({ok(k['empty']['pages_read_empty'] >= 0.97)}), ≤ 30 ms per photo "
+                f"({ok(speed <= 30)}), ≥ 5,000 digits/s ({ok((d.get('classify_digits_per_s') or 0) >= 5000)}).",
+                "", "![failures of the reader, a few per kind](benchmarks/results/read-failures.png)"]
+    return out + [""]
+
+
+def generic_section(prefix: str, title: str) -> list[str]:
+    """Any other results: one line per file with its headline numbers, so nothing measured is hidden."""
+    files = sorted(RESULTS.glob(f"{prefix}-*.json"))
+    if not files:
+        return []
+    out = [f"### {title}", ""]
+    for f in files:
+        data = json.loads(f.read_text())
+        head = data.get("summary") or data.get("headline") or {}
+        if head:
+            items = ", ".join(f"{k}: {v}" for k, v in head.items())
+            out.append(f"- `{f.name}`: {items}")
+    return out + [""]
+
+
+def build() -> str:
+    lines = [*train_section(), *read_section(), *generic_section("live", "Live video (`python benchmarks/live.py`)"),
+             *generic_section("serve", "Serving (`python benchmarks/serve.py`)"),
+             *generic_section("fuzz", "Fuzzing (`python benchmarks/fuzz.py`)")]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--print", action="store_true")
+    args = ap.parse_args()
+    block = build()
+    if args.print:
+        print(block)
+        return 0
+    readme = ROOT / "README.md"
+    text = readme.read_text()
+    if START not in text or END not in text:
+        print(f"README.md has no {START} ... {END} block", file=sys.stderr)
+        return 1
+    head, rest = text.split(START, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(f"{head}{START}\n{block}{END}{tail}")
+    print("README.md benchmark tables updated")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -145,6 +145,10 @@ def save_snapshot(directory: Path, frame: Any, annotated: Any, record: dict[str,
 
 def run(args: argparse.Namespace) -> int:
     _setup_logging(getattr(args, "log", None))
+    # FFmpeg and OpenCV would print their own lines for every failed read or reconnect; we log those ourselves
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+    import cv2
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
     from digitlens import video
 
     use_window = not args.no_window

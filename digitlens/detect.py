@@ -32,13 +32,17 @@ class DetectConfig:
     max_aspect: float = 8.0  # width / height beyond this is a line, not a digit or a number
     border_long_frac: float = 0.35  # a region touching the frame's edge and longer than this fraction of it is
     # a page edge, a desk or a shadow line, not writing
+    border_margin_frac: float = 0.02  # "touching the frame" means within 2% of its size of an edge
+    border_max_aspect: float = 2.5  # a thin region at the frame's edge is a rim or a digit cut in half: unreadable
+    rim_aspect: float = 5.0  # a straight region this thin ...
+    rim_length_frac: float = 0.25  # ... and longer than a quarter of the frame is the rim of a page, not a "1"
     merge_overlap: float = 0.5  # merge pieces overlapping in x by half the narrower's width ...
     merge_gap: float = 0.3  # ... whose vertical gap is under 0.3 of the taller's height ...
     merge_growth: float = 1.5  # ... if the merged height stays under 1.5 x the taller's (not two lines)
     max_candidates: int = 200  # beyond this the frame is texture, not writing: keep the largest
     max_stroke_frac: float = 0.3  # mean stroke width over 0.3 x the region's longer side: a blob or a shadow,
     # not a pen stroke (MNIST's is ~0.1)
-    step_edge_ratio: float = 0.6  # the paper on one side of a region is under 0.6 x as bright as on the other:
+    step_edge_ratio: float = 0.75  # the paper on one side of a region is under 0.75 x as bright as on the other:
     # it is the edge of a page, a desk or a shadow, not a stroke (a stroke has paper on both sides)
 
 
@@ -219,8 +223,12 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
             continue
         if bw > cfg.max_aspect * bh:
             continue
-        touches = x0 <= 0 or y0 <= 0 or x1 >= w or y1 >= h
-        if touches and (bh > cfg.border_long_frac * h or bw > cfg.border_long_frac * w):
+        margin = cfg.border_margin_frac * min(h, w) + 1
+        touches = x0 <= margin or y0 <= margin or x1 >= w - margin or y1 >= h - margin
+        aspect = max(bw, bh) / max(1, min(bw, bh))
+        if touches and (bh > cfg.border_long_frac * h or bw > cfg.border_long_frac * w or aspect > cfg.border_max_aspect):
+            continue
+        if aspect > cfg.rim_aspect and (bh > cfg.rim_length_frac * h or bw > cfg.rim_length_frac * w):
             continue
         crop = np.isin(labels[y0:y1, x0:x1], ids[group]).astype(np.uint8)
         if stroke_ratio(crop) > cfg.max_stroke_frac:

@@ -157,7 +157,37 @@ def _speckle(rng, size, canvas, pen):
         cv2.circle(canvas, (int(x), int(y)), int(rng.integers(1, max(2, pen + 1))), 1, -1)
 
 
-NEGATIVE_KINDS = (_glyphs, _glyphs, _scribble, _shape, _dash, _blob, _speckle)
+def _doodle(rng, size, canvas, pen):
+    """Doodles people draw beside numbers: spirals, flowers, clouds, zigzags, waves, check marks."""
+    c, r = size / 2, size * rng.uniform(0.3, 0.45)
+    kind = int(rng.integers(0, 6))
+    if kind == 0:  # spiral: at least two turns (one turn can pass for a 6 or a 9)
+        t = np.linspace(0, rng.uniform(4, 7) * np.pi, 120)
+        rad = r * t / t[-1]
+        pts = np.stack([c + rad * np.cos(t), c + rad * np.sin(t)], 1)
+    elif kind == 1:  # flower: petals around a centre
+        k = int(rng.integers(5, 9))
+        t = np.linspace(0, 2 * np.pi, 200)
+        rad = r * (0.45 + 0.55 * np.abs(np.cos(k * t / 2)))
+        pts = np.stack([c + rad * np.cos(t), c + rad * np.sin(t)], 1)
+    elif kind == 2:  # cloud / scallops: a row of arches
+        k = int(rng.integers(3, 6))
+        t = np.linspace(0, k * np.pi, 200)
+        pts = np.stack([size * 0.1 + t / t[-1] * size * 0.8, c - np.abs(np.sin(t)) * r * 0.6], 1)
+    elif kind == 3:  # zigzag with four or more turns (two could be a 2 or a Z)
+        k = int(rng.integers(4, 8))
+        xs = np.linspace(size * 0.1, size * 0.9, k + 1)
+        ys = np.where(np.arange(k + 1) % 2 == 0, c - r * 0.5, c + r * 0.5)
+        pts = np.stack([xs, ys], 1)
+    elif kind == 4:  # wave
+        t = np.linspace(0, rng.uniform(3, 5) * np.pi, 200)
+        pts = np.stack([size * 0.1 + t / t[-1] * size * 0.8, c + np.sin(t) * r * 0.4], 1)
+    else:  # check mark: short stroke down, long stroke up to the right
+        pts = np.array([[c - r, c], [c - r * 0.3, c + r * 0.7], [c + r, c - r]])
+    cv2.polylines(canvas, [pts.astype(np.int32).reshape(-1, 1, 2)], False, 1, pen)
+
+
+NEGATIVE_KINDS = (_glyphs, _glyphs, _scribble, _shape, _dash, _blob, _speckle, _doodle, _doodle)
 
 
 def _digit_pair(rng, images):

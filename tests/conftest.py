@@ -158,3 +158,25 @@ def server_scene():
 def server_thread():
     """ServerThread(app): `with server_thread(app) as s: s.url` serves the app with uvicorn on a free port."""
     return ServerThread
+
+
+# ---------------------------------------------------------------- core fixtures (data, training: tests/test_data.py, test_train.py, ...)
+import pytest as _core_pytest
+
+
+@_core_pytest.fixture(scope="session")
+def core_mnist():
+    """Verified MNIST from the cache (`make test` runs `digitlens data` first); the test split only evaluates."""
+    from digitlens.data import load_mnist
+
+    return load_mnist(mirrors=False)
+
+
+@_core_pytest.fixture(scope="session")
+def core_mnist_fast(core_mnist):
+    """MNIST with only the first 2,000 test images: training's per-epoch test probes stay cheap in tests.
+    The training split is whole, so train.split() holds out the same images as in a real run."""
+    from digitlens.data import Mnist
+
+    m = core_mnist
+    return Mnist(m.x_train, m.y_train, m.x_test[:2000], m.y_test[:2000], m.source, m.path)

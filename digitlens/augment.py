@@ -14,16 +14,16 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    rotate_deg: float = 12.0  # max rotation either way; MNIST writers slant up to ~15 degrees
-    scale: tuple[float, float] = (0.8, 1.15)  # zoom range; the normaliser fits to 20 px but crops vary
-    shear: float = 0.25  # max shear factor (x += shear * y)
+    rotate_deg: float = 10.0  # max rotation either way; MNIST writers slant up to ~15 degrees
+    scale: tuple[float, float] = (0.85, 1.1)  # zoom range; the normaliser fits to 20 px but crops vary
+    shear: float = 0.2  # max shear factor (x += shear * y)
     translate_px: float = 2.5  # max shift in pixels at 28x28; centring by mass is never exact on photos
     elastic_alpha: float = 2.0  # displacement in pixels of the elastic field (Simard et al. 2003)
     elastic_grid: int = 4  # the field is random on a 4x4 grid, upsampled smoothly: one bend per stroke
-    elastic_p: float = 0.5  # fraction of the batch that gets the elastic field
-    stroke_p: float = 0.4  # fraction whose stroke is thickened or thinned (pens differ from MNIST's)
-    blur_p: float = 0.2  # fraction blurred (out-of-focus camera)
-    binarize_p: float = 0.15  # fraction hard-thresholded then re-antialiased (binarised camera crops)
+    elastic_p: float = 0.4  # fraction of the batch that gets the elastic field
+    stroke_p: float = 0.3  # fraction whose stroke is thickened or thinned (pens differ from MNIST's)
+    blur_p: float = 0.15  # fraction blurred (out-of-focus camera)
+    binarize_p: float = 0.1  # fraction hard-thresholded then re-antialiased (binarised camera crops)
     erase_p: float = 0.0  # fraction with a random patch erased (off by default: it makes 7s of 9s)
 
 

@@ -26,6 +26,8 @@ class DetectConfig:
     vline_length_frac: float = 0.33  # vertical runs this long (fraction of the height) are lines: a "1" is shorter
     line_slant_px: int = 3  # lines are searched after a 3 px (half-resolution) smear across them, so lines
     # tilted by perspective (up to ~5 degrees over the run length) still hold a straight run
+    line_span_frac: float = 0.4  # ... and only lines spanning 40% of the frame count (a drawn box's side is writing)
+    line_max_thickness_px: int = 3  # at half resolution: ruled lines are at most ~6 px thick in a frame
     min_height_px: int = 8  # smaller specks are noise at any distance
     min_area_px: int = 20
     max_height_frac: float = 0.9  # a region as tall as the frame is a page edge or a shadow
@@ -44,6 +46,7 @@ class DetectConfig:
     # not a pen stroke (MNIST's is ~0.1)
     step_edge_ratio: float = 0.75  # the paper on one side of a region is under 0.75 x as bright as on the other:
     # it is the edge of a page, a desk or a shadow, not a stroke (a stroke has paper on both sides)
+    min_surround_contrast: float = 0.08  # ink must be 8% darker (or lighter, on boards) than the surface around it
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,26 @@ def thresholds(contrast: np.ndarray, cfg: DetectConfig) -> tuple[np.ndarray, np.
     return weak, strong
 
 
+def _spanning(lines: np.ndarray, frac: float, axis: int, band: int) -> np.ndarray:
+    """Keep the line pieces that span `frac` of the frame along `axis` (0: x, 1: y), either as one connected
+    piece (a tilted line) or together with the pieces in the same band of rows (a line interrupted where
+    strokes cross it). Ruled lines cross the page; the side of a drawn box or an underline does not."""
+    length = lines.shape[1 - axis]
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
+    if n <= 1:
+        return lines
+    extent = stats[:, cv2.CC_STAT_WIDTH] if axis == 0 else stats[:, cv2.CC_STAT_HEIGHT]
+    keep = extent >= frac * length
+    keep[0] = False
+    out = keep[labels].astype(np.uint8)
+    # Columns covered by line pixels within +-band rows: a thick line counts once, an interrupted one in full.
+    smear = cv2.dilate(lines, np.ones((2 * band + 1, 1) if axis == 0 else (1, 2 * band + 1), np.uint8))
+    cover = smear.sum(axis=1 - axis)
+    rows = (cover >= frac * length).astype(np.uint8)
+    rows = rows[:, None] if axis == 0 else rows[None, :]
+    return cv2.bitwise_or(out, lines * rows)
+
+
 def remove_lines(mask: np.ndarray, cfg: DetectConfig) -> np.ndarray:
     """Subtract long horizontal and vertical runs (ruled and squared paper), then mend the strokes they cut.
     Lines are found at half resolution: they are long, so nothing is lost and it costs a quarter."""
@@ -110,8 +133,13 @@ def remove_lines(mask: np.ndarray, cfg: DetectConfig) -> np.ndarray:
     smear_h = cv2.dilate(half, cv2.getStructuringElement(cv2.MORPH_RECT, (d, 1)))
     horiz = cv2.morphologyEx(smear_v, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (hl, 1)))
     vert = cv2.morphologyEx(smear_h, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, vl)))
-    horiz = cv2.bitwise_and(horiz, half)
-    vert = cv2.bitwise_and(vert, half)
+    # A ruled line is thin across its direction; ink that is thick there (a letter's stem, a digit's stroke
+    # crossing the line, text standing on one baseline) is writing, and stays.
+    t = cfg.line_max_thickness_px
+    thick_v = cv2.morphologyEx(half, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, t + 1)))
+    thick_h = cv2.morphologyEx(half, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (t + 1, 1)))
+    horiz = cv2.bitwise_and(_spanning(cv2.bitwise_and(horiz, half), cfg.line_span_frac, 0, cfg.line_slant_px), cv2.subtract(1, thick_v))
+    vert = cv2.bitwise_and(_spanning(cv2.bitwise_and(vert, half), cfg.line_span_frac, 1, cfg.line_slant_px), cv2.subtract(1, thick_h))
     lines = cv2.bitwise_or(horiz, vert)
     if not cv2.countNonZero(lines):
         return mask
@@ -163,16 +191,15 @@ def stroke_ratio(mask: np.ndarray) -> float:
     return stroke_width(mask) / max(mask.shape)
 
 
-def is_step_edge(grey: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int], cfg: DetectConfig) -> bool:
-    """True when the surface on one side of the region is much darker than on the other: the region is the
-    rim of a page, a desk or a shadow. Sides are taken across the region's main axis (second moments)."""
+def surroundings(grey: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]) -> tuple[float, float, float] | None:
+    """Median brightness of a region's ink, and of the surface on either side of its main axis (second
+    moments), in a ring around it. None when the region or its ring is too small to tell."""
     x, y, w, h = box
     ys, xs = np.nonzero(mask)
     if len(xs) < 10:
-        return False
+        return None
     cx, cy = xs.mean(), ys.mean()
-    cov = np.cov(np.stack([xs - cx, ys - cy]))
-    evals, evecs = np.linalg.eigh(cov)
+    evecs = np.linalg.eigh(np.cov(np.stack([xs - cx, ys - cy])))[1]
     normal = evecs[:, 0]  # across the main axis
     pad = max(3, int(0.15 * max(w, h)))
     H, W = grey.shape
@@ -182,14 +209,29 @@ def is_step_edge(grey: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, i
     ring = cv2.dilate(region, np.ones((2 * pad + 1, 2 * pad + 1), np.uint8)) & (1 - cv2.dilate(region, np.ones((5, 5), np.uint8)))
     ry, rx = np.nonzero(ring)
     if len(rx) < 20:
-        return False
+        return None
     side = (rx + x0 - x - cx) * normal[0] + (ry + y0 - y - cy) * normal[1]
-    values = grey[y0:y1, x0:x1][ry, rx].astype(np.float32)
+    patch = grey[y0:y1, x0:x1]
+    values = patch[ry, rx].astype(np.float32)
     a, b = values[side < 0], values[side > 0]
     if len(a) < 10 or len(b) < 10:
+        return None
+    ink = float(np.median(grey[y:y + h, x:x + w][mask > 0]))
+    return ink, float(np.median(a)), float(np.median(b))
+
+
+def is_writing(grey: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int], cfg: DetectConfig) -> bool:
+    """Ink (dark on light; pass an inverted grey for light ink) with the same surface on both sides, and
+    clearly darker than that surface. Rejects the rims of pages, desks and shadows (one side much darker
+    than the other) and slivers of paper between bold letters taken for light ink."""
+    stats = surroundings(grey, mask, box)
+    if stats is None:
+        return True  # too small or at the frame's edge to judge: the other filters and the classifier decide
+    ink, a, b = stats
+    lo, hi = min(a, b), max(a, b)
+    if lo < cfg.step_edge_ratio * max(hi, 1.0):
         return False
-    lo, hi = sorted((float(np.median(a)), float(np.median(b))))
-    return lo < cfg.step_edge_ratio * max(hi, 1.0)
+    return ink <= (1.0 - cfg.min_surround_contrast) * lo
 
 
 def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity: str,
@@ -233,13 +275,19 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
         crop = np.isin(labels[y0:y1, x0:x1], ids[group]).astype(np.uint8)
         if stroke_ratio(crop) > cfg.max_stroke_frac:
             continue
-        if grey is not None and is_step_edge(grey if polarity == "dark" else 255 - grey, crop, (x0, y0, bw, bh), cfg):
+        if grey is not None and not is_writing(grey if polarity == "dark" else 255 - grey, crop, (x0, y0, bw, bh), cfg):
             continue
         out.append(Candidate((x0, y0, bw, bh), crop, polarity))
     if len(out) > cfg.max_candidates:
         out.sort(key=lambda c: -int(c.mask.sum()))
         out = out[:cfg.max_candidates]
     return out
+
+
+def _touches_any(box: tuple[int, int, int, int], others: list[tuple[int, int, int, int]]) -> bool:
+    x, y, w, h = box
+    m = max(2, int(0.1 * max(w, h)))
+    return any(x - m < ox + ow and ox < x + w + m and y - m < oy + oh and oy < y + h + m for ox, oy, ow, oh in others)
 
 
 def find_candidates(image: np.ndarray, cfg: DetectConfig = DetectConfig()) -> tuple[list[Candidate], float]:
@@ -258,21 +306,40 @@ def find_candidates(image: np.ndarray, cfg: DetectConfig = DetectConfig()) -> tu
         weak, strong = thresholds(ink_contrast(grey, bg, polarity == "light"), cfg)
         if cv2.countNonZero(strong) < cfg.min_area_px:
             continue  # no ink of this polarity (chalk on a page, pen on a board): skip its work
-        found = components(remove_lines(weak, cfg), strong, cfg, polarity, grey)
-        for c in found:
+        for c in components(remove_lines(weak, cfg), strong, cfg, polarity, grey):
             x, y, w, h = c.box
             surface = float(bg[y:y + h, x:x + w].mean())
-            if (surface <= cfg.light_max_background) if polarity == "light" else (surface >= cfg.dark_min_background):
+            if surface >= cfg.dark_min_background if polarity == "dark" else surface <= cfg.light_max_background:
                 candidates.append(c)
+    return _resolve_polarity(candidates), scale
+
+
+def _resolve_polarity(candidates: list[Candidate]) -> list[Candidate]:
+    """Where dark and light regions touch, one is the ink and the other the surface seen between or inside
+    its strokes (paper between bold letters, the board inside a chalk 6): keep the larger."""
+    if len({c.polarity for c in candidates}) < 2:
+        return candidates
+    kept = []
+    for c in candidates:
+        area = c.box[2] * c.box[3]
+        bigger = [o.box for o in candidates if o.polarity != c.polarity and o.box[2] * o.box[3] > area]
+        if not _touches_any(c.box, bigger):
+            kept.append(c)
+    return kept
+
+
     return candidates, scale
 
 
 def split_points(mask: np.ndarray, parts: int) -> list[int]:
-    """Columns where a wide candidate should be cut into `parts` digits: minima of the ink projection
-    near the equal divisions."""
+    """Columns where a wide candidate should be cut into `parts` digits, near the equal divisions: where the
+    ink is thinnest, and never through a loop (a column crossing two strokes is inside a 0, a 6 or an 8)."""
     h, w = mask.shape
-    profile = mask.sum(axis=0).astype(np.float32)
-    profile = np.convolve(profile, np.ones(3, np.float32) / 3, mode="same")
+    ink = (mask > 0).astype(np.int16)
+    profile = ink.sum(axis=0).astype(np.float32)
+    runs = np.maximum(0, np.diff(np.pad(ink, ((1, 0), (0, 0))), axis=0)).sum(axis=0)  # ink runs per column
+    cost = profile + np.where(runs >= 2, h, 0)  # a loop costs more than any single stroke
+    cost = np.convolve(cost, np.ones(3, np.float32) / 3, mode="same")
     cuts = []
     for k in range(1, parts):
         centre = int(round(k * w / parts))
@@ -280,7 +347,7 @@ def split_points(mask: np.ndarray, parts: int) -> list[int]:
         lo, hi = max(1, centre - half), min(w - 1, centre + half)
         if hi <= lo:
             return []
-        cuts.append(lo + int(np.argmin(profile[lo:hi])))
+        cuts.append(lo + int(np.argmin(cost[lo:hi])))
     return cuts
 
 

@@ -26,7 +26,8 @@ SHIPPED_MODEL = "lens.onnx"
 @dataclass(frozen=True)
 class ClassifyConfig:
     min_confidence: float = 0.5  # a digit's calibrated probability must reach this, else "no digit"
-    split_aspect: float = 0.95  # candidates wider than 0.95 x their height may be touching digits
+    split_aspect: float = 1.15  # candidates wider than 1.15 x their height may be touching digits (an H or a U,
+    # about as wide as tall, would otherwise split into two 1s)
     split_min_confidence: float = 0.6  # every part of an accepted split must be a digit this sure
     split_width_per_digit: float = 0.7  # a handwritten digit is ~0.7 as wide as tall: sets how many parts to try
     max_split_parts: int = 6

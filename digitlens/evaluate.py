@@ -360,7 +360,8 @@ def plot_curves(entries: list[dict[str, Any]], path: Path, title: str, config: E
     ax_epoch.set_xlabel("epoch")
     ax_epoch.set_title("Accuracy per epoch")
 
-    ticks = [e for e in (90, 50, 20, 10, 5, 2, 1, 0.5, 0.3, 0.2, 0.1, 0.05, 0.02, 0.01)]
+    ticks = sorted({90, 50, 20, 10, 5, 2, 1, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01}  # error %, shown as accuracy
+                   | {round(100 * (1 - level), 6) for level in config.accuracy_levels}, reverse=True)
     for ax in (ax_time, ax_epoch):
         ax.set_ylabel("accuracy (log scale of the error)")
         if errors:
@@ -373,9 +374,7 @@ def plot_curves(entries: list[dict[str, Any]], path: Path, title: str, config: E
             for level in config.accuracy_levels:
                 e = 100 * (1 - level)
                 if low / 1.3 < e < high * 1.3:
-                    ax.axhline(e, color="#999999", lw=0.7, ls="--")
-                    ax.annotate(f"{100 * level:.4g}%", (1.0, e), xycoords=("axes fraction", "data"),
-                                fontsize=7, color="#777777", ha="right", va="bottom")
+                    ax.axhline(e, color="#999999", lw=0.7, ls="--")  # labelled by the tick of the same value
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8, loc="lower right")
     for ax in (ax_loss, ax_epoch):

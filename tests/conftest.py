@@ -18,14 +18,19 @@ class ServerFakeRecognizer:
     classes = tuple("0123456789") + ("none",)
     metadata = {"arch": "fake", "classes": list(classes), "mnist_test_accuracy": 0.5}
 
-    def __init__(self, delay_s: float = 0.0):
-        self.delay_s = delay_s  # seconds each read sleeps: makes the gate and the time limit testable
+    def __init__(self):
+        self.hold = None  # a threading.Event: while set to one that is not set, reads wait (gate, time limit tests)
+        self.waiting = _server_threading.Semaphore(0)  # released by each read that starts waiting on `hold`
         self.reads = 0
 
     def read(self, image):
         from digitlens.reading import Digit, Number, Reading
 
-        _server_time.sleep(self.delay_s)
+        hold = self.hold
+        if hold is not None and not hold.is_set():
+            self.waiting.release()
+            if not hold.wait(60):
+                raise RuntimeError("ServerFakeRecognizer.hold was never released")
         self.reads += 1
         grey = image if image.ndim == 2 else _server_cv2.cvtColor(image, _server_cv2.COLOR_BGR2GRAY)
         n, _, stats, _ = _server_cv2.connectedComponentsWithStats((grey < 128).astype(_server_np.uint8))
@@ -144,7 +149,7 @@ class ServerThread:
 
 @_server_pytest.fixture
 def server_fake():
-    """A fresh fake reader (class ServerFakeRecognizer); tests may set .delay_s."""
+    """A fresh fake reader (class ServerFakeRecognizer); tests may set .hold to make reads wait."""
     return ServerFakeRecognizer()
 
 

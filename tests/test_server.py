@@ -230,20 +230,20 @@ def test_slow_upload_408(server_fake, server_thread):
             reply += more
         s.close()
     assert reply.startswith(b"HTTP/1.1 408"), reply[:200]
-    assert 0.4 < elapsed < 3.0
+    assert 0.4 < elapsed < 30.0  # cut off by the limit, not by the client giving up
     assert json.loads(reply.split(b"\r\n\r\n", 1)[1])["code"] == "body_timeout"
 
 
 def test_pixel_count_413_before_decoding(server_fake):
     bomb = _png_header_only(60_000, 60_000)  # 3.6 G pixels claimed; decoding it would need 10 GB
     with _client(server_fake, max_pixels=10_000) as client:
-        t0 = time.perf_counter()
+        reads = server_fake.reads
         r = client.post("/api/read", content=bomb)
-        elapsed = time.perf_counter() - t0
+        assert server_fake.reads == reads, "refused before decoding, so the reader never saw it"
         small = client.post("/api/read", content=_png(_blobs(1, size=(60, 100))))
         over = client.post("/api/read", files={"file": ("a.png", _png(_blobs(1, size=(120, 320))), "image/png")})
     body = _assert_error(r, 413, "too_many_pixels")
-    assert "60000x60000" in body["error"] and elapsed < 2.0
+    assert "60000x60000" in body["error"]
     assert small.status_code == 200
     _assert_error(over, 413, "too_many_pixels")
 
@@ -269,46 +269,56 @@ def test_undecodable_422(server_fake):
         assert client.post("/api/read", content=good).status_code == 200  # and still serving
 
 
-def test_concurrency_bound_503_with_retry_after(server_fake):
-    server_fake.delay_s = 0.6
-    data = _png(_blobs(1))
-    results: list = []
-    with _client(server_fake, workers=2, max_inflight=2, retry_after_s=3) as client:
-        def call():
-            t0 = time.perf_counter()
-            r = client.post("/api/read", content=data)
-            results.append((r, time.perf_counter() - t0))
+def _wait_readers(fake, n: int) -> None:
+    for _ in range(n):
+        assert fake.waiting.acquire(timeout=60), "the reads did not start"
 
-        threads = [threading.Thread(target=call) for _ in range(6)]
-        for t in threads:
+
+def test_concurrency_bound_503_with_retry_after(server_fake):
+    """Past the bound, requests are answered 503 at once (while the admitted ones are still reading), not queued."""
+    data = _png(_blobs(1))
+    results: dict[int, list] = {200: [], 503: []}
+    with _client(server_fake, workers=2, max_inflight=2, retry_after_s=3) as client:
+        server_fake.hold = threading.Event()
+
+        def call():
+            r = client.post("/api/read", content=data)
+            results.setdefault(r.status_code, []).append(r)
+
+        admitted = [threading.Thread(target=call) for _ in range(2)]
+        for t in admitted:
             t.start()
-        for t in threads:
-            t.join()
-        server_fake.delay_s = 0.0
+        _wait_readers(server_fake, 2)  # both slots busy, both reads blocked
+        excess = [threading.Thread(target=call) for _ in range(4)]
+        for t in excess:
+            t.start()
+        for t in excess:
+            t.join(60)
+        assert len(results[503]) == 4 and not results[200], "the excess was answered while the reads still ran"
+        server_fake.hold.set()
+        for t in admitted:
+            t.join(60)
         after = client.post("/api/read", content=data)
-    ok = [r for r, _ in results if r.status_code == 200]
-    busy = [(r, dt) for r, dt in results if r.status_code == 503]
-    assert len(ok) == 2 and len(busy) == 4, [r.status_code for r, _ in results]
-    for r, dt in busy:
+    assert len(results[200]) == 2
+    for r in results[503]:
         _assert_error(r, 503, "busy")
         assert r.headers["retry-after"] == "3"
-        assert dt < 0.5, f"a 503 took {dt:.2f} s: requests past the bound must not queue"
     assert after.status_code == 200
 
 
 def test_time_limit_504_and_slot_held_until_the_work_ends(server_fake):
-    server_fake.delay_s = 0.8
-    with _client(server_fake, request_timeout_s=0.2, workers=1, max_inflight=1) as client:
-        t0 = time.perf_counter()
+    with _client(server_fake, request_timeout_s=0.3, workers=1, max_inflight=1) as client:
+        server_fake.hold = threading.Event()
         r = client.post("/api/read", content=_png(_blobs(1)))
-        elapsed = time.perf_counter() - t0
         _assert_error(r, 504, "timeout")
-        assert elapsed < 0.7
+        assert not server_fake.hold.is_set(), "the 504 came while the read was still running"
         # the timed-out read still occupies the only worker, so the gate is still closed ...
         _assert_error(client.post("/api/read", content=_png(_blobs(1))), 503, "busy")
-        time.sleep(0.9)
-        server_fake.delay_s = 0.0
+        server_fake.hold.set()
         # ... and opens again once it is done
+        deadline = time.monotonic() + 30
+        while client.get("/readyz").json()["inflight"] and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert client.post("/api/read", content=_png(_blobs(1))).status_code == 200
 
 
@@ -329,24 +339,25 @@ def test_reader_crash_is_a_500_not_a_dead_server(server_fake):
 
 
 @pytest.mark.parametrize("content_type", [
-    "multipart/form-data; boundary=x; " + 'a="' + "\\" * 30_000,
-    'application/x-www-form-urlencoded; !="' + "\\" * 30_000,
-    "multipart/form-data; " + ";" * 30_000 + "boundary=x",
-    "multipart/form-data; boundary=" + "-" * 30_000 + '"',
+    "multipart/form-data; boundary=x; " + 'a="' + "\\" * 60_000,
+    'application/x-www-form-urlencoded; !="' + "\\" * 60_000,
+    "multipart/form-data; " + ";" * 60_000 + "boundary=x",
+    "multipart/form-data; boundary=" + "-" * 60_000 + '"',
 ])
 def test_redos_content_type_answered_quickly(server_fake, content_type):
     """CVE-2024-24762: python-multipart < 0.0.7 spent seconds to hours on option strings like these."""
     from python_multipart.multipart import parse_options_header
 
-    t0 = time.perf_counter()
+    # CPU time, not wall time: on a busy test machine the wall clock measures the neighbours
+    t0 = time.process_time()
     parse_options_header(content_type)
-    assert time.perf_counter() - t0 < 0.5
+    assert time.process_time() - t0 < 1.0  # milliseconds when fixed; the vulnerable regex backtracks for minutes
     with _client(server_fake) as client:
-        t0 = time.perf_counter()
+        t0 = time.process_time()  # the TestClient's server runs in this process, so this counts its work too
         r = client.post("/api/read", content=b"--x\r\n", headers={"content-type": content_type})
-        elapsed = time.perf_counter() - t0
+        cpu = time.process_time() - t0
         assert client.get("/healthz").status_code == 200
-    assert elapsed < 1.0, f"{elapsed:.2f} s"
+    assert cpu < 2.0, f"{cpu:.2f} s of CPU"
     assert 400 <= r.status_code < 500 and set(r.json()) == {"error", "code", "status"}
 
 

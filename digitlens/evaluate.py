@@ -30,6 +30,7 @@ class EvalConfig:
     max_misclassified: int = 100  # digits drawn in misclassified.png, most confident mistakes first
     grid_columns: int = 10  # digits per row in misclassified.png
     dpi: int = 120  # resolution of every PNG
+    threads: int = 0  # onnxruntime intra-op threads; 0 = all cores (1 keeps a shared, busy machine responsive)
     accuracy_levels: tuple[float, ...] = (0.99, 0.995, 0.997)  # reference lines on the curves (time-to-accuracy)
     min_error_percent: float = 0.01  # error-rate floor of the curves' log axis (a perfect score is drawn here)
 
@@ -130,7 +131,7 @@ def evaluate(model_path: str | Path, mnist, out_dir: str | Path, log_path: str |
     t_start = time.perf_counter()
     model_path = Path(model_path)
     out_dir = Path(out_dir)
-    model = load_model(model_path)
+    model = load_model(model_path, threads=config.threads)
     images = np.asarray(mnist.x_test)
     labels = np.asarray(mnist.y_test).astype(np.int64)
     if images.ndim != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
@@ -191,7 +192,7 @@ def evaluate(model_path: str | Path, mnist, out_dir: str | Path, log_path: str |
         "reject": reject,
         "misclassified": {"count": int(len(wrong)), "shown": examples},
         "inference": {"seconds": round(inference_s, 3), "digits_per_second": round(n / inference_s, 1) if inference_s else None,
-                      "batch": config.batch},
+                      "batch": config.batch, "threads": config.threads or "all cores"},
     }
 
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -23,6 +23,7 @@ from digitlens import evaluate as ev  # noqa: E402
 from digitlens import modelfile  # noqa: E402
 
 A = 4.0  # logit of a full-intensity pixel
+ONE_THREAD = ev.EvalConfig(threads=1)  # tests share the CPU: no onnxruntime spin-waiting threads
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -231,7 +232,7 @@ def test_shipped_model_accuracy_matches_its_metadata(tmp_path):
         mnist = load_mnist(mirrors=False)
     except DataError as e:
         pytest.skip(f"MNIST not available offline: {e}")
-    report = ev.evaluate(SHIPPED, mnist, tmp_path)
+    report = ev.evaluate(SHIPPED, mnist, tmp_path, config=ONE_THREAD)
     claimed = report["model"]["metadata_accuracy"]["mnist_test"]
     assert report["data"]["images"] == 10000
     assert abs(report["accuracy"] - claimed) <= 0.0005  # ONNX vs torch: at most a few borderline digits differ

@@ -39,7 +39,7 @@ class DetectConfig:
     rim_aspect: float = 5.0  # a straight region this thin ...
     rim_length_frac: float = 0.25  # ... and longer than a quarter of the frame is the rim of a page, not a "1"
     merge_overlap: float = 0.5  # merge pieces overlapping in x by half the narrower's width ...
-    merge_gap: float = 0.3  # ... whose vertical gap is under 0.3 of the taller's height ...
+    merge_gap: float = 0.35  # ... whose vertical gap is under 0.35 of the taller's (or the typical) height ...
     merge_growth: float = 1.5  # ... if the merged height stays under 1.5 x the taller's (not two lines)
     max_candidates: int = 200  # beyond this the frame is texture, not writing: keep the largest
     max_stroke_frac: float = 0.3  # mean stroke width over 0.3 x the region's longer side: a blob or a shadow,
@@ -151,8 +151,10 @@ def remove_lines(mask: np.ndarray, cfg: DetectConfig) -> np.ndarray:
     return cv2.bitwise_or(cleaned, cv2.bitwise_and(bridge, lines))
 
 
-def _merge_groups(stats: np.ndarray, cfg: DetectConfig) -> list[list[int]]:
-    """Group component indices that are pieces of one digit (the detached bar of a 5, an open 4, a broken 0)."""
+def _merge_groups(stats: np.ndarray, cfg: DetectConfig, typical: float = 0.0) -> list[list[int]]:
+    """Group component indices that are pieces of one digit (the detached bar of a 5, an open 4, a broken 0).
+    Gaps and growth are measured against the taller piece or, when the frame holds several regions, their
+    typical height: a 2 broken in two halves is merged like the writing around it."""
     n = len(stats)
     parent = list(range(n))
 
@@ -175,7 +177,7 @@ def _merge_groups(stats: np.ndarray, cfg: DetectConfig) -> list[list[int]]:
             if overlap < cfg.merge_overlap * min(aw, bw):
                 continue
             gap = max(by - (ay + ah), ay - (by + bh), 0)
-            tall = max(ah, bh)
+            tall = max(ah, bh, typical)
             merged_h = max(ay + ah, by + bh) - min(ay, by)
             if gap <= cfg.merge_gap * tall and merged_h <= cfg.merge_growth * tall:
                 parent[find(a)] = find(b)
@@ -234,6 +236,23 @@ def is_writing(grey: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int
     return ink <= (1.0 - cfg.min_surround_contrast) * lo
 
 
+def _not_writing_shape(box: tuple[int, int, int, int], frame: tuple[int, int], cfg: DetectConfig,
+                       piece: bool = False) -> bool:
+    """Geometry alone says this region is not writing: too large, a rim or a cut-off edge, or (unless it may
+    still be a piece of a digit, like the flat bar of a 5) too flat."""
+    x0, y0, bw, bh = box
+    h, w = frame
+    x1, y1 = x0 + bw, y0 + bh
+    if bh > cfg.max_height_frac * h or bw > cfg.max_height_frac * w or (not piece and bw > cfg.max_aspect * bh):
+        return True
+    margin = cfg.border_margin_frac * min(h, w) + 1
+    touches = x0 <= margin or y0 <= margin or x1 >= w - margin or y1 >= h - margin
+    aspect = max(bw, bh) / max(1, min(bw, bh))
+    if touches and (bh > cfg.border_long_frac * h or bw > cfg.border_long_frac * w or aspect > cfg.border_max_aspect):
+        return True
+    return aspect > cfg.rim_aspect and (bh > cfg.rim_length_frac * h or bw > cfg.rim_length_frac * w)
+
+
 def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity: str,
                grey: np.ndarray | None = None) -> list[Candidate]:
     """Connected ink regions holding some strong ink, merged and filtered, each with its own mask
@@ -249,28 +268,22 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
     strong_count = np.bincount(labels[pts[:, 1], pts[:, 0]], minlength=n)
     stats = stats[1:]
     ids = np.arange(1, n)
-    # Hysteresis: a region needs strong ink somewhere; single-pixel noise never helps a merge.
+    # Hysteresis: a region needs strong ink somewhere; single-pixel noise never helps a merge; and rims,
+    # desks and page edges go before merging, so a digit on the page is never merged into one.
     keep = (stats[:, cv2.CC_STAT_AREA] >= 3) & (strong_count[1:] > 0)
+    keep &= np.array([not _not_writing_shape(tuple(int(v) for v in st[:4]), (h, w), cfg, piece=True)
+                      for st in stats], bool)
     stats, ids = stats[keep], ids[keep]
+    sized = stats[(stats[:, cv2.CC_STAT_HEIGHT] >= cfg.min_height_px) & (stats[:, cv2.CC_STAT_AREA] >= cfg.min_area_px)]
+    typical = float(np.median(sized[:, cv2.CC_STAT_HEIGHT])) if len(sized) >= 3 else 0.0
     out: list[Candidate] = []
-    for group in _merge_groups(stats, cfg):
+    for group in _merge_groups(stats, cfg, typical):
         g = stats[group]
         x0, y0 = int(g[:, 0].min()), int(g[:, 1].min())
         x1, y1 = int((g[:, 0] + g[:, 2]).max()), int((g[:, 1] + g[:, 3]).max())
         bw, bh = x1 - x0, y1 - y0
         area = int(g[:, cv2.CC_STAT_AREA].sum())
-        if bh < cfg.min_height_px or area < cfg.min_area_px:
-            continue
-        if bh > cfg.max_height_frac * h or bw > cfg.max_height_frac * w:
-            continue
-        if bw > cfg.max_aspect * bh:
-            continue
-        margin = cfg.border_margin_frac * min(h, w) + 1
-        touches = x0 <= margin or y0 <= margin or x1 >= w - margin or y1 >= h - margin
-        aspect = max(bw, bh) / max(1, min(bw, bh))
-        if touches and (bh > cfg.border_long_frac * h or bw > cfg.border_long_frac * w or aspect > cfg.border_max_aspect):
-            continue
-        if aspect > cfg.rim_aspect and (bh > cfg.rim_length_frac * h or bw > cfg.rim_length_frac * w):
+        if bh < cfg.min_height_px or area < cfg.min_area_px or _not_writing_shape((x0, y0, bw, bh), (h, w), cfg):
             continue
         crop = np.isin(labels[y0:y1, x0:x1], ids[group]).astype(np.uint8)
         if stroke_ratio(crop) > cfg.max_stroke_frac:

@@ -262,3 +262,46 @@ def test_nan_weights_are_refused(tmp_path):
     h5 = write_keras_h5(tmp_path / "nan.h5", weights)
     with pytest.raises(KerasImportError, match="not finite"):
         import_keras(h5, tmp_path / "x.onnx")
+
+
+SHIPPED_SEED = Path(__file__).resolve().parents[1] / "digitlens" / "models" / "seed.onnx"
+
+
+@pytest.mark.skipif(not SHIPPED_SEED.is_file(), reason="the shipped seed model is not there yet")
+def test_trained_seed_weights_survive_keras_layout(tmp_path):
+    """The shipped seed network, written in Keras' layout, read back: the same logits, and real digits read.
+
+    The chain is checked at each link, so a permutation bug cannot cancel against the test's own inverse:
+    shipped ONNX == NumPy Keras reference on the Keras-layout weights == our import of the .h5 file.
+    """
+    onnx = pytest.importorskip("onnx")
+    from onnx import numpy_helper
+
+    init = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(SHIPPED_SEED)).graph.initializer}
+    try:
+        c1, c2 = init["features.0.weight"], init["features.2.weight"]
+        d1, d2 = init["classifier.1.weight"], init["classifier.4.weight"]
+        b = [init[k] for k in ("features.0.bias", "features.2.bias", "classifier.1.bias", "classifier.4.bias")]
+    except KeyError as e:
+        pytest.skip(f"seed.onnx initializers are named differently ({e})")
+    c = c2.shape[0]  # SeedNet's pooled feature map is (c, h, w) with h == w
+    h = w = int(round(np.sqrt(d1.shape[1] // c)))
+    keras_weights = {
+        "conv1": (c1.transpose(2, 3, 1, 0), b[0]), "conv2": (c2.transpose(2, 3, 1, 0), b[1]),
+        # torch columns (c, h, w) -> Keras rows (h, w, c)
+        "dense1": (d1.T.reshape(c, h, w, -1).transpose(1, 2, 0, 3).reshape(h * w * c, -1), b[2]),
+        "dense2": (d2.T, b[3])}
+    try:
+        from digitlens.data import DataError, load_mnist
+        m = load_mnist(mirrors=False)
+        digits, labels = m.x_test[:100], m.y_test[:100]
+    except (ImportError, DataError):
+        digits, labels = mnist_like(30), None
+    shipped = modelfile.load_model(SHIPPED_SEED, threads=1).logits(digits)
+    reference = keras_forward(digits / 255.0, keras_weights)
+    np.testing.assert_allclose(reference, shipped, atol=1e-3, rtol=0)
+    out = import_keras(write_keras_h5(tmp_path / "trained.h5", keras_weights), tmp_path / "trained.onnx")
+    ours = modelfile.load_model(out, threads=1).logits(digits)
+    np.testing.assert_allclose(ours, reference, atol=1e-3, rtol=0)
+    if labels is not None:
+        assert (ours.argmax(1) == labels).mean() >= 0.97  # a trained network reads MNIST test digits

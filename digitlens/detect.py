@@ -42,6 +42,7 @@ class DetectConfig:
     merge_gap: float = 0.35  # ... whose vertical gap is under 0.35 of the taller's (or the typical) height ...
     merge_growth: float = 1.5  # ... if the merged height stays under 1.5 x the taller's (not two lines)
     max_candidates: int = 200  # beyond this the frame is texture, not writing: keep the largest
+    pinhole_frac: float = 0.01  # holes under 1% of a region's box are grain in the ink, not a digit's loop
     max_stroke_frac: float = 0.3  # mean stroke width over 0.3 x the region's longer side: a blob or a shadow,
     # not a pen stroke (MNIST's is ~0.1)
     step_edge_ratio: float = 0.75  # the paper on one side of a region is under 0.75 x as bright as on the other:
@@ -187,6 +188,22 @@ def _merge_groups(stats: np.ndarray, cfg: DetectConfig, typical: float = 0.0) ->
     return list(groups.values())
 
 
+def fill_pinholes(mask: np.ndarray, cfg: DetectConfig) -> np.ndarray:
+    """Fill holes far smaller than a digit's loops (grainy ink, glare on a blot), so a blot reads as solid
+    and a stroke as one piece. The loops of 0, 6, 8 and 9 are several percent of the box and stay open."""
+    h, w = mask.shape
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(1 - mask, connectivity=4)
+    if n <= 2:
+        return mask
+    limit = cfg.pinhole_frac * h * w
+    x, y, bw, bh, area = (stats[:, i] for i in range(5))
+    inner = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h) & (area < limit)
+    inner[0] = False
+    if not inner.any():
+        return mask
+    return (mask | inner[labels]).astype(np.uint8)
+
+
 def stroke_ratio(mask: np.ndarray) -> float:
     """Mean stroke width (2 x area / boundary) over the region's longer side."""
     from digitlens.normalise import stroke_width
@@ -285,7 +302,7 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
         area = int(g[:, cv2.CC_STAT_AREA].sum())
         if bh < cfg.min_height_px or area < cfg.min_area_px or _not_writing_shape((x0, y0, bw, bh), (h, w), cfg):
             continue
-        crop = np.isin(labels[y0:y1, x0:x1], ids[group]).astype(np.uint8)
+        crop = fill_pinholes(np.isin(labels[y0:y1, x0:x1], ids[group]).astype(np.uint8), cfg)
         if stroke_ratio(crop) > cfg.max_stroke_frac:
             continue
         if grey is not None and not is_writing(grey if polarity == "dark" else 255 - grey, crop, (x0, y0, bw, bh), cfg):

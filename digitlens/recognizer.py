@@ -30,7 +30,8 @@ class ClassifyConfig:
     # about as wide as tall, would otherwise split into two 1s)
     split_min_confidence: float = 0.6  # every part of an accepted split must be a digit this sure
     split_width_per_digit: float = 0.7  # a handwritten digit is ~0.7 as wide as tall: sets how many parts to try
-    max_split_parts: int = 6
+    max_split_parts: int = 3  # a wider run of touching "digits" is far more often a word
+    split_min_height: float = 0.7  # every part must be this tall relative to the whole: digits are; letters vary
     nms_iou: float = 0.4  # two digit boxes overlapping more than this are one digit (keep the surer)
     small_in_line: float = 0.4  # a "digit" under 0.4 x the tallest in its line is a dot or a speck
 
@@ -220,6 +221,9 @@ class Recognizer:
                                       int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)))
                         rows.append(len(crops))
                         crops.append(normalise_mask(sub, cfg.normalise))
+                    if min(b[3] for b in boxes) < cfg.classify.split_min_height * h:
+                        del crops[rows[0]:]
+                        continue
                     hyp = _Hypothesis(cand.box, rows)
                     hyp.boxes = boxes  # type: ignore[attr-defined]
                     hyps.append(hyp)

@@ -253,21 +253,23 @@ def is_writing(grey: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int
     return ink <= (1.0 - cfg.min_surround_contrast) * lo
 
 
-def _not_writing_shape(box: tuple[int, int, int, int], frame: tuple[int, int], cfg: DetectConfig,
-                       piece: bool = False) -> bool:
-    """Geometry alone says this region is not writing: too large, a rim or a cut-off edge, or (unless it may
-    still be a piece of a digit, like the flat bar of a 5) too flat."""
-    x0, y0, bw, bh = box
+def _not_writing_shape(boxes: np.ndarray, frame: tuple[int, int], cfg: DetectConfig, piece: bool = False) -> np.ndarray:
+    """Geometry alone says these regions (rows x, y, w, h) are not writing: too large, a rim or a cut-off edge,
+    or (unless a region may still be a piece of a digit, like the flat bar of a 5) too flat."""
+    boxes = np.asarray(boxes, np.float64).reshape(-1, 4)
+    x0, y0, bw, bh = boxes.T
     h, w = frame
     x1, y1 = x0 + bw, y0 + bh
-    if bh > cfg.max_height_frac * h or bw > cfg.max_height_frac * w or (not piece and bw > cfg.max_aspect * bh):
-        return True
+    out = (bh > cfg.max_height_frac * h) | (bw > cfg.max_height_frac * w)
+    if not piece:
+        out |= bw > cfg.max_aspect * bh
     margin = cfg.border_margin_frac * min(h, w) + 1
-    touches = x0 <= margin or y0 <= margin or x1 >= w - margin or y1 >= h - margin
-    aspect = max(bw, bh) / max(1, min(bw, bh))
-    if touches and (bh > cfg.border_long_frac * h or bw > cfg.border_long_frac * w or aspect > cfg.border_max_aspect):
-        return True
-    return aspect > cfg.rim_aspect and (bh > cfg.rim_length_frac * h or bw > cfg.rim_length_frac * w)
+    touches = (x0 <= margin) | (y0 <= margin) | (x1 >= w - margin) | (y1 >= h - margin)
+    aspect = np.maximum(bw, bh) / np.maximum(1, np.minimum(bw, bh))
+    long_ = (bh > cfg.border_long_frac * h) | (bw > cfg.border_long_frac * w)
+    out |= touches & (long_ | (aspect > cfg.border_max_aspect))
+    out |= (aspect > cfg.rim_aspect) & ((bh > cfg.rim_length_frac * h) | (bw > cfg.rim_length_frac * w))
+    return out
 
 
 def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity: str,
@@ -288,8 +290,7 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
     # Hysteresis: a region needs strong ink somewhere; single-pixel noise never helps a merge; and rims,
     # desks and page edges go before merging, so a digit on the page is never merged into one.
     keep = (stats[:, cv2.CC_STAT_AREA] >= 3) & (strong_count[1:] > 0)
-    keep &= np.array([not _not_writing_shape(tuple(int(v) for v in st[:4]), (h, w), cfg, piece=True)
-                      for st in stats], bool)
+    keep &= ~_not_writing_shape(stats[:, :4], (h, w), cfg, piece=True)
     stats, ids = stats[keep], ids[keep]
     sized = stats[(stats[:, cv2.CC_STAT_HEIGHT] >= cfg.min_height_px) & (stats[:, cv2.CC_STAT_AREA] >= cfg.min_area_px)]
     typical = float(np.median(sized[:, cv2.CC_STAT_HEIGHT])) if len(sized) >= 3 else 0.0
@@ -300,7 +301,7 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
         x1, y1 = int((g[:, 0] + g[:, 2]).max()), int((g[:, 1] + g[:, 3]).max())
         bw, bh = x1 - x0, y1 - y0
         area = int(g[:, cv2.CC_STAT_AREA].sum())
-        if bh < cfg.min_height_px or area < cfg.min_area_px or _not_writing_shape((x0, y0, bw, bh), (h, w), cfg):
+        if bh < cfg.min_height_px or area < cfg.min_area_px or _not_writing_shape((x0, y0, bw, bh), (h, w), cfg)[0]:
             continue
         crop = fill_pinholes(np.isin(labels[y0:y1, x0:x1], ids[group]).astype(np.uint8), cfg)
         if stroke_ratio(crop) > cfg.max_stroke_frac:

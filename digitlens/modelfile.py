@@ -207,8 +207,12 @@ def load_model(path: str | os.PathLike, threads: int = 0, expected_sha256: str |
         session = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
     except Exception as e:  # onnxruntime raises its own exception types for any malformed file
         raise ModelError(f"{name}: not a valid ONNX model ({type(e).__name__}: {str(e).splitlines()[0][:200]})") from e
-    meta = parse_metadata(dict(session.get_modelmeta().custom_metadata_map), name)
-    shape = session.get_inputs()[0].shape
+    try:  # strings in the file that are not UTF-8 fail here, inside onnxruntime's bindings
+        props = dict(session.get_modelmeta().custom_metadata_map)
+        shape = session.get_inputs()[0].shape
+    except (UnicodeDecodeError, RuntimeError) as e:
+        raise ModelError(f"{name}: corrupted ONNX model ({type(e).__name__}: {e})") from e
+    meta = parse_metadata(props, name)
     if len(shape) != 4 or list(shape[1:]) != [1, 28, 28]:
         raise ModelError(f"{name}: the network's input shape {shape} is not (N, 1, 28, 28)")
     spec = meta["input"]

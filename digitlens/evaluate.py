@@ -200,7 +200,11 @@ def evaluate(model_path: str | Path, mnist, out_dir: str | Path, log_path: str |
     files["confusion"] = str(plot_confusion(cm, out_dir / "confusion.png", _title(report), config))
     files["misclassified"] = str(plot_misclassified(images[shown], labels[shown], pred[shown], confidence[shown],
                                                     len(wrong), n, out_dir / "misclassified.png", config))
-    log = Path(log_path) if log_path is not None else model_path.parent / "log.jsonl"
+    if log_path is not None:
+        log = Path(log_path)
+    else:  # a run folder has log.jsonl beside model.onnx; the shipped models have lens.log.jsonl beside lens.onnx
+        named = model_path.with_suffix(".log.jsonl")
+        log = named if named.is_file() else model_path.parent / "log.jsonl"
     curves: dict[str, Any]
     if not log.is_file():
         curves = {"skipped": f"no training log at {log}"}

@@ -567,3 +567,24 @@ def test_real_reader_reads_a_photo_of_train_digits(server_real_recognizer, serve
     assert body == direct, "the API gives the reader's own reading"
     assert " ".join(n["text"] for n in body["numbers"]) == labels
     assert model["mnist_test_accuracy"] > 0.9 and len(model["sha256"]) == 64 and "path" not in model["metadata"]
+
+
+def test_api_read_is_the_json_of_digitlens_read(server_real_recognizer, server_mnist_train, server_scene, tmp_path,
+                                                capsys):
+    """The contract: POST /api/read gives the object of `digitlens read --json`, without "path"."""
+    import os
+
+    from digitlens.cli import main
+
+    if os.environ.get("DIGITLENS_TEST_MODEL"):
+        pytest.skip("`digitlens read` reads with the shipped model, not $DIGITLENS_TEST_MODEL")
+    photo = tmp_path / "scene.jpg"
+    cv2.imwrite(str(photo), server_scene(server_mnist_train, "386", seed=2))
+    capsys.readouterr()
+    assert main(["read", str(photo), "--json"]) == 0
+    cli = json.loads(capsys.readouterr().out.strip().splitlines()[0])
+    with TestClient(create_app(ServeConfig(), recognizer=server_real_recognizer)) as client:
+        api = client.post("/api/read", files={"file": ("scene.jpg", photo.read_bytes(), "image/jpeg")}).json()
+    assert cli.pop("path") == str(photo)
+    cli.pop("elapsed_ms"), api.pop("elapsed_ms")
+    assert api == cli

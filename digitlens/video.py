@@ -19,6 +19,7 @@ import queue
 import re
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Protocol, Sequence
@@ -615,17 +616,27 @@ class _Track:
     id: int
     box: np.ndarray  # smoothed x, y, w, h (float)
     velocity: np.ndarray  # smoothed centre displacement per frame (dx, dy)
-    votes: list[np.ndarray]  # recent probability vectors over the ten digits (newest last)
+    votes: deque  # recent probability vectors over the ten digits (newest last), at most vote_frames
+    score: np.ndarray  # their sum, kept up to date as votes come and go
     misses: int = 0  # consecutive frames without one
     shown: bool = False  # passed the appear hysteresis and not yet dropped
     label: int = -1  # the label shown (sticky, see TrackConfig.switch_ratio)
     agree: int = 1  # consecutive observations whose top label equals the vote winner
     last_top: int = -1  # top label of the newest observation
 
+    def vote(self, p: np.ndarray) -> None:
+        if len(self.votes) == self.votes.maxlen:
+            self.score -= self.votes[0]
+        self.votes.append(p)
+        self.score += p
+
     def predicted(self) -> np.ndarray:
         box = self.box.copy()
         box[:2] += self.velocity * (1 + self.misses)
         return box
+
+
+_NO_VOTE = np.zeros(10)
 
 
 def _probabilities(d: Digit) -> np.ndarray:
@@ -712,8 +723,7 @@ class Tracker:
             step = (new_centre - old_centre) / (1 + tr.misses)
             tr.velocity = cfg.velocity_alpha * step + (1 - cfg.velocity_alpha) * tr.velocity
             tr.box = cfg.box_alpha * det + (1 - cfg.box_alpha) * tr.predicted()
-            tr.votes.append(_probabilities(detections[di]))
-            del tr.votes[:-cfg.vote_frames]
+            tr.vote(_probabilities(detections[di]))
             tr.misses = 0
             top = int(detections[di].digit)
             tr.agree = tr.agree + 1 if top == tr.last_top else 1
@@ -721,18 +731,18 @@ class Tracker:
         for ti, tr in enumerate(self.tracks):
             if ti not in matched_t:
                 tr.misses += 1
-                tr.votes.append(np.zeros(10))  # a frame without the digit votes for nothing
-                del tr.votes[:-cfg.vote_frames]
+                tr.vote(_NO_VOTE)  # a frame without the digit votes for nothing
         for di, d in enumerate(detections):
             if di not in matched_d:
-                self.tracks.append(_Track(self._next_id, boxes[di].copy(), np.zeros(2), [_probabilities(d)],
-                                          last_top=int(d.digit)))
+                first = _probabilities(d)
+                self.tracks.append(_Track(self._next_id, boxes[di].copy(), np.zeros(2),
+                                          deque([first], maxlen=cfg.vote_frames), first.copy(), last_top=int(d.digit)))
                 self._next_id += 1
         self.tracks = [tr for tr in self.tracks if tr.misses < cfg.disappear_frames]
 
         shown: list[Digit] = []
         for tr in self.tracks:
-            score = np.sum(tr.votes, axis=0)
+            score = tr.score
             best = int(np.argmax(score))
             if not tr.shown:
                 tr.label = best

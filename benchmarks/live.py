@@ -50,7 +50,8 @@ def machine() -> dict:
                 break
     except OSError:
         pass
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
+    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+            "load_avg_1_5_15min": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}  # the CPU is shared
 
 
 # ------------------------------------------------------------------------------------------- child: speed

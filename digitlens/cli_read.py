@@ -45,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=0, help="processes (default: one per core; 1 = in this process)")
     p.add_argument("--max-pixels", type=int, default=40_000_000, help="refuse larger images, checked before decoding")
     p.add_argument("--max-bytes", type=int, default=20 << 20, help="refuse larger files (default 20 MiB)")
-    p.add_argument("--min-confidence", type=float, help="report digits at least this sure (default 0.5)")
+    p.add_argument("--min-confidence", type=float, help="report digits at least this sure (default 0.8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 

@@ -47,7 +47,10 @@ def fit_mask(mask: np.ndarray, cfg: NormaliseConfig = NormaliseConfig()) -> np.n
     nw = max(1, int(round(w * scale)))
     interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
     big = cv2.resize(mask.astype(np.float32), (nw, nh), interpolation=interp)
-    return (big > 0.5).astype(np.uint8)
+    out = (big > 0.5).astype(np.uint8)
+    if not out.any():  # strokes thinner than the downscale: keep every pixel they touch
+        out = (big > 0).astype(np.uint8)
+    return out
 
 
 def normalise_stroke(big: np.ndarray, cfg: NormaliseConfig = NormaliseConfig()) -> np.ndarray:
@@ -92,6 +95,8 @@ def normalise_mask(mask: np.ndarray, cfg: NormaliseConfig = NormaliseConfig()) -
     mask = mask[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     big = normalise_stroke(fit_mask(mask, cfg), cfg)
     ys, xs = np.nonzero(big)
+    if len(ys) == 0:
+        return np.zeros((cfg.field, cfg.field), np.uint8)
     big = big[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(np.float32)
     h, w = big.shape
     scale = cfg.box / max(h, w)

@@ -98,6 +98,15 @@ def test_pieces_of_one_digit_are_merged_and_two_lines_are_not():
     assert heights[1] >= 95, "bar and body form one candidate"
 
 
+def test_normalise_never_fails_on_odd_masks():
+    from digitlens.normalise import normalise_mask
+    rng = np.random.default_rng(0)
+    for _ in range(2000):  # specks, hairlines, huge and tiny regions: always a (28, 28) crop
+        h, w = rng.integers(1, 400, 2)
+        mask = (rng.random((h, w)) < rng.random() * 0.05).astype(np.uint8)
+        assert normalise_mask(mask).shape == (28, 28)
+
+
 def test_split_points_cut_between_touching_digits():
     mask = np.zeros((40, 60), np.uint8)
     cv2.circle(mask, (15, 20), 12, 1, 3)

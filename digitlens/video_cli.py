@@ -197,7 +197,12 @@ def run(args: argparse.Namespace) -> int:
     paced = source.kind in ("camera", "stream") or args.realtime  # frames carry wall-clock times
     try:
         if use_window:
-            window = Window(f"digitlens live - {source.name}", args.snapshot_dir)
+            try:
+                window = Window(f"digitlens live - {source.name}", args.snapshot_dir)
+            except cv2.error as exc:  # e.g. an OpenCV built without GUI support
+                print(f"note: cannot open a window ({str(exc).strip().splitlines()[-1]}): running without one",
+                      file=sys.stderr)
+                use_window = False
 
         def status_line(fps: float, ms: float) -> tuple[str, bool]:
             if source.fault:

@@ -331,19 +331,23 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:
             pass
         per_photo = []
+        stages: dict[str, list[float]] = {}
         for img in speed_scenes:
             ts = []
             for _ in range(args.repeat):
                 t = time.perf_counter()
                 try:
-                    reader.read(img)
+                    reading = reader.read(img)
+                    for stage, ms in (getattr(reading, "timings", None) or {}).items():
+                        stages.setdefault(stage, []).append(float(ms))
                 except Exception:  # counted in the accuracy pass; time it all the same
                     pass
                 ts.append((time.perf_counter() - t) * 1000)
             per_photo.append(float(np.median(ts)))
         result = summarise(rows[name])
         result["speed"] = {"median_ms_1280x720": float(np.median(per_photo)), "photos": len(per_photo),
-                           "repeats": args.repeat, "p90_ms_1280x720": float(np.percentile(per_photo, 90))}
+                           "repeats": args.repeat, "p90_ms_1280x720": float(np.percentile(per_photo, 90)),
+                           "median_ms_by_stage": {k: float(np.median(v)) for k, v in stages.items()}}
         result["classify_digits_per_s"] = classify_throughput(reader, crops, repeats=3)
         result["failure_causes"] = causes[name]
         report = {"reader": name, "command": command, "machine": info, "scenes_per_kind": args.n, "scene_seed": args.seed,

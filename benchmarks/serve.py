@@ -239,7 +239,9 @@ def ws_clients(url: str, frames: list[bytes], clients: int, seconds: float) -> d
 
     def client() -> None:
         try:
-            with connect(ws_url, max_size=2**24, open_timeout=60) as ws:
+            # no client keepalive pings: a reading per frame is the liveness check, and a slow reading
+            # on a busy machine must not be mistaken for a dead connection
+            with connect(ws_url, max_size=2**24, open_timeout=60, ping_interval=None) as ws:
                 for k in range(3):
                     ws.send(frames[k])
                     ws.recv()

@@ -20,6 +20,7 @@ class DetectConfig:
     light_max_background: int = 130  # light ink is looked for only on surfaces darker than this (boards, slates):
     # around dark blots on white paper the paper itself would read as light ink
     dark_min_background: int = 40  # and dark ink only on surfaces brighter than this
+    light_min_dark_frac: float = 0.03  # the light-ink pass runs only when 3% of the frame is that dark
     high_contrast: float = 0.22  # a stroke must somewhere be 22% darker than its paper ...
     low_contrast: float = 0.11  # ... and extends wherever it is 11% darker (hysteresis keeps faint ends)
     line_length_frac: float = 0.12  # horizontal ink runs longer than this fraction of the width are ruled lines
@@ -216,7 +217,7 @@ def stroke_ratio(mask: np.ndarray) -> float:
 
 def surroundings(grey: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]) -> tuple[float, float, float] | None:
     """Median brightness of a region's ink, and of the surface on either side of its main axis (second
-    moments), in a ring around it. None when the region or its ring is too small to tell."""
+    moments), in a rectangular ring around its box. None when the region or its ring is too small to tell."""
     x, y, w, h = box
     ys, xs = np.nonzero(mask)
     if len(xs) < 10:
@@ -227,15 +228,14 @@ def surroundings(grey: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, i
     pad = max(3, int(0.15 * max(w, h)))
     H, W = grey.shape
     x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(W, x + w + pad), min(H, y + h + pad)
-    region = np.zeros((y1 - y0, x1 - x0), np.uint8)
-    region[y - y0:y - y0 + h, x - x0:x - x0 + w] = mask
-    ring = cv2.dilate(region, np.ones((2 * pad + 1, 2 * pad + 1), np.uint8)) & (1 - cv2.dilate(region, np.ones((5, 5), np.uint8)))
-    ry, rx = np.nonzero(ring)
-    if len(rx) < 20:
-        return None
-    side = (rx + x0 - x - cx) * normal[0] + (ry + y0 - y - cy) * normal[1]
     patch = grey[y0:y1, x0:x1]
-    values = patch[ry, rx].astype(np.float32)
+    ring = np.ones(patch.shape, bool)
+    ring[y - y0:y - y0 + h, x - x0:x - x0 + w] = False
+    gy, gx = np.nonzero(ring)
+    if len(gx) < 20:
+        return None
+    side = (gx + x0 - x - cx) * normal[0] + (gy + y0 - y - cy) * normal[1]
+    values = patch[gy, gx]
     a, b = values[side < 0], values[side > 0]
     if len(a) < 10 or len(b) < 10:
         return None
@@ -337,7 +337,10 @@ def find_candidates(image: np.ndarray, cfg: DetectConfig = DetectConfig()) -> tu
         raise ValueError(f"polarity must be 'dark', 'light' or 'both', got {cfg.polarity!r}")
     candidates: list[Candidate] = []
     bg = background(grey, cfg)
+    bg_small = bg[::8, ::8]
     for polarity in polarities:
+        if polarity == "light" and np.count_nonzero(bg_small <= cfg.light_max_background) < cfg.light_min_dark_frac * bg_small.size:
+            continue  # no board-dark surface in the frame: chalk cannot be there, skip its work
         weak, strong = thresholds(ink_contrast(grey, bg, polarity == "light"), cfg)
         if cv2.countNonZero(strong) < cfg.min_area_px:
             continue  # no ink of this polarity (chalk on a page, pen on a board): skip its work

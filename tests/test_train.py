@@ -48,6 +48,13 @@ def _keep_torch_threads():
 
 
 @pytest.fixture(scope="module")
+def mnist_200(core_mnist_fast):
+    """Only 200 test images: the resume and seed checks compare weights, so test probes just cost time."""
+    m = core_mnist_fast
+    return Mnist(m.x_train, m.y_train, m.x_test[:200], m.y_test[:200], m.source, m.path)
+
+
+@pytest.fixture(scope="module")
 def quick_run(core_mnist_fast, tmp_path_factory):
     cfg = TrainConfig.recipe("lens", **QUICK)
     out = tmp_path_factory.mktemp("quick")
@@ -183,56 +190,56 @@ def _assert_same_run(a, b):
     assert [strip(e) for e in la] == [strip(e) for e in lb]
 
 
-def test_resume_after_interruption_equals_uninterrupted(core_mnist_fast, tmp_path):
+def test_resume_after_interruption_equals_uninterrupted(mnist_200, tmp_path):
     """lens (one-cycle schedule over the planned epochs, weight averaging, synthetic crops): stopped
     after epoch 1 of 2 and resumed, it ends exactly where a straight run ends."""
     cfg = TrainConfig.recipe("lens", epochs=2, **TINY)
     # Same global RNG state before each run: isolates resume from the unseeded weight initialisation
     # (test_same_seed_gives_the_same_model checks that one).
     torch.manual_seed(1)
-    straight = train(core_mnist_fast, cfg, tmp_path / "straight")
+    straight = train(mnist_200, cfg, tmp_path / "straight")
     torch.manual_seed(1)
     with pytest.raises(_Interrupt):
-        train(core_mnist_fast, cfg, tmp_path / "resumed", on_epoch_start=_stop_at(1))
+        train(mnist_200, cfg, tmp_path / "resumed", on_epoch_start=_stop_at(1))
     assert load_checkpoint(tmp_path / "resumed" / "checkpoint.pt")["state"]["epoch"] == 1
-    resumed = train(core_mnist_fast, cfg, tmp_path / "resumed", resume=True)
+    resumed = train(mnist_200, cfg, tmp_path / "resumed", resume=True)
     _assert_same_run(tmp_path / "straight", tmp_path / "resumed")
-    images = core_mnist_fast.x_test[:200]
+    images = mnist_200.x_test[:200]
     np.testing.assert_allclose(onnx_logits(resumed.model_path, images), onnx_logits(straight.model_path, images),
                                atol=1e-6, rtol=0)
     assert resumed.summary["mnist_test_accuracy"] == straight.summary["mnist_test_accuracy"]
 
 
-def test_seed_one_epoch_then_resume_to_two_equals_two(core_mnist_fast, tmp_path):
+def test_seed_one_epoch_then_resume_to_two_equals_two(mnist_200, tmp_path):
     """The seed's recipe (flat Adadelta): 1 epoch, then --resume with --epochs 2, equals 2 epochs straight."""
     two = TrainConfig.recipe("seed", epochs=2, **TINY)
     torch.manual_seed(1)  # as above: resume alone, not initialisation
-    straight = train(core_mnist_fast, two, tmp_path / "straight")
+    straight = train(mnist_200, two, tmp_path / "straight")
     torch.manual_seed(1)
-    train(core_mnist_fast, replace(two, epochs=1), tmp_path / "resumed")
-    resumed = train(core_mnist_fast, two, tmp_path / "resumed", resume=True)
+    train(mnist_200, replace(two, epochs=1), tmp_path / "resumed")
+    resumed = train(mnist_200, two, tmp_path / "resumed", resume=True)
     _assert_same_run(tmp_path / "straight", tmp_path / "resumed")
-    images = core_mnist_fast.x_test[:200]
+    images = mnist_200.x_test[:200]
     np.testing.assert_allclose(onnx_logits(resumed.model_path, images), onnx_logits(straight.model_path, images),
                                atol=1e-6, rtol=0)
 
 
-def test_same_seed_gives_the_same_model(core_mnist_fast, tmp_path):
+def test_same_seed_gives_the_same_model(mnist_200, tmp_path):
     """--seed alone fixes the result, whatever the process did before (two runs in one process here;
     in a fresh process, whatever the caller drew from torch's RNG first)."""
     cfg = TrainConfig.recipe("seed", epochs=1, **TINY)
     torch.manual_seed(11)
-    train(core_mnist_fast, cfg, tmp_path / "a")
+    train(mnist_200, cfg, tmp_path / "a")
     torch.manual_seed(22)
-    train(core_mnist_fast, cfg, tmp_path / "b")
+    train(mnist_200, cfg, tmp_path / "b")
     _assert_same_run(tmp_path / "a", tmp_path / "b")
 
 
 # ---------------------------------------------------------------- --target-acc
 
-def test_target_acc_stops_early_on_held_out_not_test(core_mnist_fast, tmp_path):
+def test_target_acc_stops_early_on_held_out_not_test(mnist_200, tmp_path):
     """With the test labels scrambled, test accuracy is ~10%: stopping must still happen, on held-out images."""
-    m = core_mnist_fast
+    m = mnist_200
     scrambled = Mnist(m.x_train, m.y_train, m.x_test, (m.y_test + 1) % 10, m.source, m.path)
     # The seed's network on 1,000 images, batch 32: held-out ~0.73 after one epoch (measured), so it stops there.
     cfg = TrainConfig.recipe("seed", epochs=3, limit=1000, batch_size=32, target_acc=0.5, eval_per_epoch_early=0,
@@ -324,7 +331,8 @@ def test_augment_shapes_range_and_reproducible(core_mnist):
 
 
 NO_CHANGE = augment.AugmentConfig(rotate_deg=0.0, scale=(1.0, 1.0), shear=0.0, translate_px=0.0, elastic_alpha=0.0,
-                                  elastic_p=0.0, stroke_p=0.0, blur_p=0.0, binarize_p=0.0, erase_p=0.0)
+                                  elastic_p=0.0, stroke_p=0.0, blur_p=0.0, binarize_p=0.0, erase_p=0.0,
+                                  gain=(1.0, 1.0))
 
 
 def test_geometric_identity_when_ranges_are_zero(core_mnist):

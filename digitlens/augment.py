@@ -24,6 +24,8 @@ class AugmentConfig:
     stroke_p: float = 0.3  # fraction whose stroke is thickened or thinned (pens differ from MNIST's)
     blur_p: float = 0.15  # fraction blurred (out-of-focus camera)
     binarize_p: float = 0.1  # fraction hard-thresholded then re-antialiased (binarised camera crops)
+    binarize_level: tuple[float, float] = (0.25, 0.6)  # the threshold, on 0..1 ink
+    gain: tuple[float, float] = (0.7, 1.3)  # ink intensity range: pens press harder or lighter
     erase_p: float = 0.0  # fraction with a random patch erased (off by default: it makes 7s of 9s)
 
 
@@ -77,11 +79,11 @@ def photometric(x: torch.Tensor, cfg: AugmentConfig, gen: torch.Generator) -> to
     blurred = F.conv2d(x, kernel, padding=1)
     sel_blur = (torch.rand(n, generator=gen) < cfg.blur_p).view(n, 1, 1, 1)
     x = torch.where(sel_blur, blurred, x)
-    level = _rand(gen, n, 0.25, 0.6).view(n, 1, 1, 1)
+    level = _rand(gen, n, *cfg.binarize_level).view(n, 1, 1, 1)
     binary = F.avg_pool2d((x > level).float(), 3, 1, 1) * 0.5 + (x > level).float() * 0.5
     sel_bin = (torch.rand(n, generator=gen) < cfg.binarize_p).view(n, 1, 1, 1)
     x = torch.where(sel_bin, binary, x)
-    gain = _rand(gen, n, 0.7, 1.3).view(n, 1, 1, 1)
+    gain = _rand(gen, n, *cfg.gain).view(n, 1, 1, 1)
     return (x * gain).clamp(0, 1)
 
 

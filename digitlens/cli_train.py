@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import pickle
 import sys
 from pathlib import Path
 
@@ -136,11 +137,16 @@ def run_train(args: argparse.Namespace) -> int:
             bar.set_postfix(loss=f"{stats['loss']:.4f}", acc=f"{stats['acc']:.4f}", img_s=f"{stats['img_s']:.0f}",
                             refresh=False)
 
+    if args.resume and not (out / "checkpoint.pt").exists():
+        _note(f"no checkpoint in {out}: starting a new run")
     try:
         result = train(mnist, cfg, out, resume=args.resume, on_epoch_start=on_epoch_start, on_batch=on_batch,
                        log=lambda s: tqdm.write(s, file=sys.stderr))
     except ValueError as e:
         return _err(str(e))
+    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:  # a truncated or tampered checkpoint.pt
+        return _err(f"{out / 'checkpoint.pt'}: cannot resume from this checkpoint ({type(e).__name__}: "
+                    f"{str(e).splitlines()[0][:200]}); delete it to start afresh")
     s = result.summary
     print(f"MNIST test accuracy: {s['mnist_test_accuracy']:.4%} (10-way, single model, no test-time augmentation)")
     print(f"held-out accuracy:   {s['held_out_accuracy']:.4%}")

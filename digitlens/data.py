@@ -158,7 +158,10 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
         if (module, name) not in self.ALLOWED:
             raise DataError(f"refusing to unpickle {module}.{name}: only numpy arrays are allowed")
         if name == "_reconstruct":
-            from numpy.core import multiarray  # numpy 1.x and 2.x both provide this path
+            try:  # numpy 2 moved it to numpy._core; numpy 1 has only numpy.core
+                from numpy._core import multiarray
+            except ImportError:  # pragma: no cover - numpy 1.x
+                from numpy.core import multiarray
             return multiarray._reconstruct
         return getattr(np, name)
 

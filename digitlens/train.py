@@ -66,7 +66,12 @@ class TrainConfig:
             base = TrainConfig(arch=arch)
         else:
             raise ValueError(f"unknown architecture {arch!r}; choose one of {sorted(nets.ARCHS)}")
-        return replace(base, **overrides)
+        cfg = replace(base, **overrides)
+        if cfg.amp not in ("auto", "bf16", "off"):
+            raise ValueError(f"amp must be 'auto', 'bf16' or 'off', got {cfg.amp!r}")
+        if cfg.optimizer not in ("sgd", "adadelta"):
+            raise ValueError(f"optimizer must be 'sgd' or 'adadelta', got {cfg.optimizer!r}")
+        return cfg
 
 
 @dataclass
@@ -261,6 +266,7 @@ def train(mnist: Mnist, cfg: TrainConfig, out_dir: Path, resume: bool = False,
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     bf16 = use_bf16(cfg, device)
+    torch.manual_seed(cfg.seed)  # the initial weights, too, come from --seed
     model, spec = nets.build(cfg.arch)
     model.to(device)
     num_classes = len(spec.classes)

@@ -16,7 +16,7 @@ import numpy as np
 class NormaliseConfig:
     box: int = 20  # MNIST fits the digit's longer side into 20 px ...
     field: int = 28  # ... and centres it by mass in a 28x28 field
-    work: int = 4  # work at 4x the box (80 px) so stroke-width changes are fine-grained
+    work: int = 3  # work at 3x the box (60 px) so stroke-width changes are fine-grained
     stroke_target: float = 2.0  # stroke width in px at box scale: the median MNIST digit binarised at 50%
     stroke_tolerance: float = 0.6  # leave widths within +-0.6 px of the target alone
     max_erode_frac: float = 0.35  # never erode more than this fraction of the measured width

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -35,23 +34,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import machine_info  # noqa: E402
 from digitlens.demo import ClipConfig, TruthFrame  # noqa: E402
 
 BENCH_CLIP = ClipConfig(fps=30.0, seconds=10.0, numbers=(4, 3, 4, 2, 3, 4), per_line=2, digit_px=48.0,
                         pan_px=40.0, zoom=0.10, rotate_deg=3.0, shake_px=2.0, period_s=6.0, noise=2.0)
-
-
-def machine() -> dict:
-    model = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "load_avg_1_5_15min": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}  # the CPU is shared
 
 
 # ------------------------------------------------------------------------------------------- child: speed
@@ -286,7 +274,7 @@ def main() -> int:
     shot = RESULTS / "live-window.png"
     how = window_screenshot(shot, model=args.model) if not args.quick else "skipped (--quick)"
     result = {"benchmark": "live", "command": " ".join([Path(sys.executable).name, *sys.argv]),
-              "machine": machine(), "clip": {**cfg.__dict__, "split": "MNIST test", "seeds": seeds},
+              "machine": machine_info(), "clip": {**cfg.__dict__, "split": "MNIST test", "seeds": seeds},
               "track_config": TrackConfig().__dict__, "summary": summary, "targets_met": targets, "runs": runs,
               "screenshot": {"path": str(shot.relative_to(ROOT)), "how": how},
               "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

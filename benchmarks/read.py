@@ -26,10 +26,7 @@ for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
     os.environ[_var] = "1"  # before numpy/onnxruntime load: the budget is one core
 
 import argparse
-import datetime
 import json
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,6 +41,7 @@ if str(ROOT) not in sys.path:
 if str(ROOT / "benchmarks") not in sys.path:
     sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from common import machine_info  # noqa: E402
 from scenes import KINDS, draw_truth, make_scene, scene_rng  # noqa: E402
 
 READERS = ("digitlens", "seed-whole-frame", "classic-opencv")
@@ -151,26 +149,6 @@ def failure_causes(reading, truth: dict) -> list[str]:
 
 
 # ---------------------------------------------------------------- readers
-
-def machine_info() -> dict[str, Any]:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True,
-                                timeout=5).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    import onnxruntime
-    return {"cpu": cpu, "cores": os.cpu_count(), "threads_used": 1, "python": platform.python_version(),
-            "opencv": cv2.__version__, "onnxruntime": onnxruntime.__version__, "git_commit": commit,
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
-
 
 def load_readers(names: Sequence[str], seed_model: Path, lens_model: Path | None = None
                  ) -> tuple[dict[str, Any], dict[str, str]]:
@@ -322,7 +300,7 @@ def main(argv: list[str] | None = None) -> int:
                     for i in tqdm(range(args.speed_n), desc="1280x720 photos", unit="photo")]
     crops = mnist.x_test[:256 * 8]
     command = " ".join([Path(sys.executable).name, *sys.argv])
-    info = machine_info()
+    info = {**machine_info(), "threads_used": 1}
     summary: dict[str, dict] = {}
     args.out.mkdir(parents=True, exist_ok=True)
     for name, reader in tqdm(readers.items(), desc="speed", unit="reader"):
@@ -348,7 +326,13 @@ def main(argv: list[str] | None = None) -> int:
         result["speed"] = {"median_ms_1280x720": float(np.median(per_photo)), "photos": len(per_photo),
                            "repeats": args.repeat, "p90_ms_1280x720": float(np.percentile(per_photo, 90)),
                            "median_ms_by_stage": {k: float(np.median(v)) for k, v in stages.items()}}
-        result["classify_digits_per_s"] = classify_throughput(reader, crops, repeats=3)
+        result["classify_digits_per_s"] = classify_throughput(reader, crops, repeats=3)  # one core
+        if name == "digitlens":  # the classification target is for this machine: both cores
+            from digitlens.recognizer import ReaderConfig, Recognizer
+            cv2.setNumThreads(0)
+            all_cores = Recognizer.load(args.lens_model, config=ReaderConfig(intra_op_threads=0))
+            result["classify_digits_per_s_all_cores"] = classify_throughput(all_cores, crops, repeats=3)
+            cv2.setNumThreads(1)
         result["failure_causes"] = causes[name]
         report = {"reader": name, "command": command, "machine": info, "scenes_per_kind": args.n, "scene_seed": args.seed,
                   "match_iou": MATCH_IOU, **result,

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import socket
 import statistics
@@ -33,6 +32,8 @@ import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from common import machine_info  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -55,23 +56,6 @@ def summary(values: list[float]) -> dict[str, float]:
     return {"n": len(values), "p50": round(percentile(values, 50), 2), "p90": round(percentile(values, 90), 2),
             "p99": round(percentile(values, 99), 2), "mean": round(statistics.fmean(values), 2) if values else None,
             "max": round(max(values), 2) if values else None}
-
-
-def machine() -> dict:
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    import onnxruntime
-
-    return {"cpu": cpu, "cores": os.cpu_count(),
-            "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "python": platform.python_version(), "platform": platform.platform(), "onnxruntime": onnxruntime.__version__,
-            "opencv": cv2.__version__, "load_avg_at_start": list(os.getloadavg())}
 
 
 def scene(seed: int = 0, size: tuple[int, int] = (480, 640)) -> tuple[np.ndarray, list[str]]:
@@ -395,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "serve", "quick": args.quick, "command": [sys.executable, *sys.argv],
         "server_command": server_cmd, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": machine(), "model": {k: model.get(k) for k in ("file", "sha256", "mnist_test_accuracy")},
+        "machine": machine_info(), "model": {k: model.get(k) for k in ("file", "sha256", "mnist_test_accuracy")},
         "scenes": {"count": len(jpegs), "size": "640x480", "jpeg_bytes_mean": round(statistics.mean(map(len, jpegs))),
                    "numbers": numbers, "first": "serve-scene.jpg"},
         "reader_alone_ms": direct,

@@ -345,8 +345,8 @@ def find_candidates(image: np.ndarray, cfg: DetectConfig = DetectConfig()) -> tu
         if cv2.countNonZero(strong) < cfg.min_area_px:
             continue  # no ink of this polarity (chalk on a page, pen on a board): skip its work
         for c in components(remove_lines(weak, cfg), strong, cfg, polarity, grey):
-            x, y, w, h = c.box
-            surface = float(bg[y:y + h, x:x + w].mean())
+            bx, by, bw, bh = c.box
+            surface = float(bg[by:by + bh, bx:bx + bw].mean())
             if surface >= cfg.dark_min_background if polarity == "dark" else surface <= cfg.light_max_background:
                 candidates.append(c)
     return _resolve_polarity(candidates), scale
@@ -364,9 +364,6 @@ def _resolve_polarity(candidates: list[Candidate]) -> list[Candidate]:
         if not _touches_any(c.box, bigger):
             kept.append(c)
     return kept
-
-
-    return candidates, scale
 
 
 def split_points(mask: np.ndarray, parts: int) -> list[int]:

@@ -85,7 +85,7 @@ ARCHS: dict[str, Arch] = {
     "lens": Arch("lens", lambda n: LensNet(n), DIGITS + (REJECT,),
                  "BN CNN, 5 conv layers, 10 digits + a 'not a digit' class"),
 }
-from digitlens.nets_registry import DEFAULT_ARCH  # noqa: E402  (one source for the CLI and here)
+from digitlens.nets_registry import DEFAULT_ARCH  # noqa: E402,F401  (one source for the CLI and here)
 
 
 def build(arch: str) -> tuple[nn.Module, Arch]:

@@ -15,7 +15,7 @@ import pytest
 
 from digitlens import detect
 from digitlens.reading import Digit
-from digitlens.recognizer import GroupConfig, Recognizer, ReaderConfig, group_numbers, shipped_model_path
+from digitlens.recognizer import GroupConfig, Recognizer, group_numbers, shipped_model_path
 
 ROOT = Path(__file__).resolve().parents[1]
 

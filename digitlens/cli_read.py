@@ -10,8 +10,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any, Iterator
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".dib", ".webp", ".tif", ".tiff", ".pgm", ".ppm",
-                  ".pnm", ".pbm"}
+from digitlens.imageio import IMAGE_SUFFIXES
 
 HELP = """Read handwritten digits and numbers in photos and scans.
 

@@ -18,6 +18,9 @@ import cv2
 import numpy as np
 
 FORMATS = ("png", "jpeg", "bmp", "webp", "tiff", "pnm")
+# File suffixes taken for images when a folder or glob is searched (the decoder itself goes by magic bytes).
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".jpe", ".bmp", ".dib", ".webp", ".tif", ".tiff", ".pgm", ".ppm",
+                            ".pnm", ".pbm"})
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ No torch on this path; importing this module does no work.
 """
 from __future__ import annotations
 
+import contextlib
+
 import glob
 import logging
 import os
@@ -27,12 +29,12 @@ from typing import Any, Callable, Iterator, Protocol, Sequence
 import cv2
 import numpy as np
 
+from digitlens.imageio import IMAGE_SUFFIXES
 from digitlens.reading import Digit, Number, Reading
 
 log = logging.getLogger("digitlens.live")
 
 DEMO_CLIP = Path(__file__).resolve().parent / "models" / "demo.mp4"
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".pnm"})
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 SOURCE_KINDS_HELP = "a camera index (0), a video file, a folder or glob of images, a stream URL (rtsp://, http://) or 'demo'"
 
@@ -481,14 +483,19 @@ def _image_frames(paths: Sequence[str]) -> Callable[[], Iterator[np.ndarray]]:
     return frames
 
 
-def _quiet_cv2() -> Any:
-    """Silence OpenCV's own warnings while probing (we report failures ourselves); returns the old level."""
+@contextlib.contextmanager
+def _quiet_cv2() -> Iterator[None]:
+    """Silence OpenCV's own warnings while probing a source (we report failures ourselves)."""
     try:
         old = cv2.utils.logging.getLogLevel()
         cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
-        return old
     except Exception:
-        return None
+        old = None
+    try:
+        yield
+    finally:
+        if old is not None:
+            cv2.utils.logging.setLogLevel(old)
 
 
 def _camera_opener(index: int | str) -> Opener:
@@ -545,15 +552,11 @@ def open_source(spec: str | int, realtime: bool = False, config: SourceConfig = 
         s = str(DEMO_CLIP)
     if s.isdigit() or s.startswith("/dev/video"):
         index: int | str = int(s) if s.isdigit() else s
-        old = _quiet_cv2()
-        try:
+        with _quiet_cv2():
             probe = cv2.VideoCapture(index)
             ok = probe.isOpened()
             camera_fps = float(probe.get(cv2.CAP_PROP_FPS) or 0.0) if ok else 0.0
             probe.release()
-        finally:
-            if old is not None:
-                cv2.utils.logging.setLogLevel(old)
         if not ok:
             raise SourceError(f"cannot open {name}: no such camera, or it is in use by another program")
         return LiveSource(name, _camera_opener(index), config, kind="camera",
@@ -577,15 +580,11 @@ def open_source(spec: str | int, realtime: bool = False, config: SourceConfig = 
         raise SourceError(f"cannot open source '{s}': no such file or folder (a source is {SOURCE_KINDS_HELP})")
     if path.suffix.lower() in IMAGE_SUFFIXES:
         return SequenceSource(name, _image_frames([s]), "images", fps, realtime, config)
-    old = _quiet_cv2()
-    try:
+    with _quiet_cv2():
         cap = cv2.VideoCapture(s)
         ok = cap.isOpened() and cap.read()[0]
         file_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
         cap.release()
-    finally:
-        if old is not None:
-            cv2.utils.logging.setLogLevel(old)
     if not ok:
         raise SourceError(f"cannot open {name}: not a video that OpenCV's FFmpeg can decode")
     rate = fps or (file_fps if 0 < file_fps < 1000 else None)

@@ -28,9 +28,15 @@ def main() -> int:
     p.add_argument("--out", type=Path, help="run folder (default runs/<arch>)")
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     p.add_argument("--ship", action="store_true", help="copy the model and its card to digitlens/models/")
+    p.add_argument("--ship-run", action="store_true",
+                   help="do not train: ship the finished run in --out, described by its results JSON")
     p.add_argument("extra", nargs=argparse.REMAINDER, help="more `digitlens train` options after --")
     args = p.parse_args()
     out = args.out or ROOT / "runs" / args.arch
+    if args.ship_run:
+        device = "gpu" if json.loads((out / "summary.json").read_text())["device"].startswith("cuda") else "cpu"
+        ship(args.arch, out, json.loads((args.results / f"train-{args.arch}-{device}.json").read_text()))
+        return 0
     extra = [a for a in args.extra if a != "--"]
     parser = argparse.ArgumentParser(prog="digitlens train")
     cli_train.add_train(parser)
@@ -58,15 +64,22 @@ def main() -> int:
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {path}")
     if args.ship:
-        models = ROOT / "digitlens" / "models"
-        shutil.copyfile(out / "model.onnx", models / f"{args.arch}.onnx")
-        card = {"model": f"{args.arch}.onnx", "made_by": result["command"], **{k: result[k] for k in (
-            "arch", "epochs", "parameters", "train_seconds", "time_to_accuracy_s", "mnist_test_accuracy",
-            "held_out_accuracy", "machine", "config")}}
-        import hashlib
-        card["sha256"] = hashlib.sha256((models / f"{args.arch}.onnx").read_bytes()).hexdigest()
-        (models / f"{args.arch}.json").write_text(json.dumps(card, indent=2) + "\n")
-        print(f"shipped {models / (args.arch + '.onnx')}")
+        ship(args.arch, out, result)
+    return 0
+
+
+def ship(arch: str, out: Path, result: dict) -> None:
+    """Install a run's model as the shipped one, with its card (SHA-256 checked at load) and its training log."""
+    import hashlib
+    models = ROOT / "digitlens" / "models"
+    shutil.copyfile(out / "model.onnx", models / f"{arch}.onnx")
+    shutil.copyfile(out / "log.jsonl", models / f"{arch}.log.jsonl")
+    card = {"model": f"{arch}.onnx", "made_by": result["command"], **{k: result[k] for k in (
+        "arch", "epochs", "parameters", "train_seconds", "time_to_accuracy_s", "mnist_test_accuracy",
+        "held_out_accuracy", "machine", "config")}}
+    card["sha256"] = hashlib.sha256((models / f"{arch}.onnx").read_bytes()).hexdigest()
+    (models / f"{arch}.json").write_text(json.dumps(card, indent=2) + "\n")
+    print(f"shipped {models / (arch + '.onnx')}")
     return 0
 
 

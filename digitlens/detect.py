@@ -277,7 +277,7 @@ def _not_writing_shape(boxes: np.ndarray, frame: tuple[int, int], cfg: DetectCon
 
 
 def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity: str,
-               grey: np.ndarray | None = None) -> list[Candidate]:
+               grey: np.ndarray | None = None, bg: np.ndarray | None = None) -> list[Candidate]:
     """Connected ink regions holding some strong ink, merged and filtered, each with its own mask
     (neighbours' ink excluded)."""
     h, w = mask.shape
@@ -307,6 +307,10 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
         area = int(g[:, cv2.CC_STAT_AREA].sum())
         if bh < cfg.min_height_px or area < cfg.min_area_px or _not_writing_shape((x0, y0, bw, bh), (h, w), cfg)[0]:
             continue
+        if bg is not None:  # the surface under it must suit the polarity (checked before the costlier tests)
+            surface = float(bg[y0:y1, x0:x1].mean())
+            if surface < cfg.dark_min_background if polarity == "dark" else surface > cfg.light_max_background:
+                continue
         crop = fill_pinholes(np.isin(labels[y0:y1, x0:x1], ids[group]).astype(np.uint8), cfg)
         if stroke_ratio(crop) > cfg.max_stroke_frac:
             continue
@@ -344,11 +348,7 @@ def find_candidates(image: np.ndarray, cfg: DetectConfig = DetectConfig()) -> tu
         weak, strong = thresholds(ink_contrast(grey, bg, polarity == "light"), cfg)
         if cv2.countNonZero(strong) < cfg.min_area_px:
             continue  # no ink of this polarity (chalk on a page, pen on a board): skip its work
-        for c in components(remove_lines(weak, cfg), strong, cfg, polarity, grey):
-            bx, by, bw, bh = c.box
-            surface = float(bg[by:by + bh, bx:bx + bw].mean())
-            if surface >= cfg.dark_min_background if polarity == "dark" else surface <= cfg.light_max_background:
-                candidates.append(c)
+        candidates.extend(components(remove_lines(weak, cfg), strong, cfg, polarity, grey, bg))
     return _resolve_polarity(candidates), scale
 
 

@@ -105,13 +105,17 @@ def _scribble(rng, size, canvas, pen):
 
 
 def _shape(rng, size, canvas, pen):
-    kind = int(rng.integers(0, 6))
+    kind = int(rng.integers(0, 8))
     c = size // 2
     r = int(size * rng.uniform(0.25, 0.45))
     if kind == 0:  # rectangle with sharp corners, wider than tall (a tall one could pass for a 0)
         cv2.rectangle(canvas, (c - r, c - r // 2), (c + r, c + r // 2), 1, pen)
-    elif kind == 1:  # triangle
-        cv2.polylines(canvas, [_pts(rng, 3, size).reshape(-1, 1, 2)], True, 1, pen)
+    elif kind == 1:  # triangle, never so flat that it is one thick stroke (a 1)
+        for _ in range(20):
+            tri = _pts(rng, 3, size)
+            if abs(cv2.contourArea(tri.reshape(-1, 1, 2).astype(np.float32))) >= 0.15 * size * size:
+                break
+        cv2.polylines(canvas, [tri.reshape(-1, 1, 2)], True, 1, pen)
     elif kind == 2:  # star / asterisk
         for a in np.linspace(0, np.pi, int(rng.integers(3, 5)), endpoint=False) + rng.uniform(0, 1):
             dx, dy = int(r * np.cos(a)), int(r * np.sin(a))
@@ -124,6 +128,16 @@ def _shape(rng, size, canvas, pen):
             cv2.line(canvas, (c + r // 2, c - r), (c + r // 2, c + r), 1, pen)
     elif kind == 4:  # arrow
         cv2.arrowedLine(canvas, (c - r, c + r // 3), (c + r, c - r // 3), 1, pen, tipLength=0.4)
+    elif kind == 6:  # a house, a pentagon or a diamond: straight sides and sharp corners (a 0 has none)
+        k = int(rng.choice([4, 5, 6]))
+        angles = np.linspace(0, 2 * np.pi, k, endpoint=False) + rng.uniform(0, 2 * np.pi / k)
+        pts = np.stack([c + r * np.cos(angles), c + r * np.sin(angles) * rng.uniform(0.8, 1.3)], 1)
+        cv2.polylines(canvas, [pts.astype(np.int32).reshape(-1, 1, 2)], True, 1, pen)
+    elif kind == 7:  # two long strokes crossing: an X, a crossed-out mark
+        first = rng.uniform(0, np.pi)
+        for a in (first, first + rng.uniform(0.3, 0.7) * np.pi):  # they cross at 55-125 degrees: never one "/"
+            dx, dy = int(r * 1.2 * np.cos(a)), int(r * 1.2 * np.sin(a))
+            cv2.line(canvas, (c - dx, c - dy), (c + dx, c + dy), 1, pen)
     else:  # smiley
         cv2.circle(canvas, (c, c), r, 1, pen)
         cv2.circle(canvas, (c - r // 3, c - r // 4), max(1, r // 8), 1, -1)

@@ -153,8 +153,8 @@ def _number(ordered: list[Digit], run: list[int]) -> Number:
 
 @dataclass
 class _Hypothesis:
-    box: tuple[int, int, int, int]  # processing pixels
     rows: list[int]  # rows of the probability batch, one per digit
+    boxes: list[tuple[int, int, int, int]]  # processing pixels, one per row
 
 
 class Recognizer:
@@ -218,7 +218,7 @@ class Recognizer:
         options: list[list[_Hypothesis]] = []  # per candidate: whole, then splits
         for cand in candidates:
             x, y, w, h = cand.box
-            hyps = [_Hypothesis(cand.box, [len(crops)])]
+            hyps = [_Hypothesis([len(crops)], [cand.box])]
             crops.append(normalise_mask(cand.mask, cfg.normalise))
             if w > cfg.classify.split_aspect * h:
                 est = int(round(w / (cfg.classify.split_width_per_digit * h)))
@@ -229,19 +229,16 @@ class Recognizer:
                     pieces = detect.split_mask(cand.mask, cuts) if cuts else []
                     if len(pieces) != parts:
                         continue
-                    rows, boxes = [], []
+                    boxes = []
                     for dx, sub in pieces:
                         ys, xs = np.nonzero(sub)
                         boxes.append((x + dx + int(xs.min()), y + int(ys.min()),
                                       int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)))
-                        rows.append(len(crops))
-                        crops.append(normalise_mask(sub, cfg.normalise))
                     if min(b[3] for b in boxes) < cfg.classify.split_min_height * h:
-                        del crops[rows[0]:]
-                        continue
-                    hyp = _Hypothesis(cand.box, rows)
-                    hyp.boxes = boxes  # type: ignore[attr-defined]
-                    hyps.append(hyp)
+                        continue  # a part much shorter than the whole: letters, not digits; normalise nothing
+                    rows = list(range(len(crops), len(crops) + len(pieces)))
+                    crops.extend(normalise_mask(sub, cfg.normalise) for _, sub in pieces)
+                    hyps.append(_Hypothesis(rows, boxes))
             options.append(hyps)
         t2 = time.perf_counter()
         timings["normalise"] = (t2 - t1) * 1000
@@ -285,10 +282,10 @@ class Recognizer:
                         best_split, best_score = hyp, score
             whole_score = float(p_whole[:10].max()) if whole_ok else -1.0
             if best_split is not None and best_score > whole_score:
-                for row, box in zip(best_split.rows, best_split.boxes):  # type: ignore[attr-defined]
+                for row, box in zip(best_split.rows, best_split.boxes):
                     found.append(self._digit(probs[row], box, scale, width, height))
             elif whole_ok:
-                found.append(self._digit(p_whole, whole.box, scale, width, height))
+                found.append(self._digit(p_whole, whole.boxes[0], scale, width, height))
         found = self._suppress(found)
         return self._drop_specks(found)
 

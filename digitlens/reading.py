@@ -20,6 +20,8 @@ class Digit:
     box: Box
     top3: tuple[tuple[int, float], ...]  # the three most likely digits with their probabilities
     id: int | None = None  # tracking id, set by the live tracker only
+    probs: tuple[float, ...] = field(default=(), compare=False, repr=False)  # the ten digits' probabilities, 0..9
+    # (the reader's own, for probability bars; not in the JSON contract)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {

@@ -259,7 +259,7 @@ class Recognizer:
         x0, y0 = int(round(x * inv)), int(round(y * inv))
         x1, y1 = min(width, int(round((x + w) * inv))), min(height, int(round((y + h) * inv)))
         return Digit(d, float(p[d]), (x0, y0, max(1, x1 - x0), max(1, y1 - y0)),
-                     tuple((int(k), float(p[k])) for k in top))
+                     tuple((int(k), float(p[k])) for k in top), probs=tuple(float(v) for v in p[:10]))
 
     def _is_digit(self, p: np.ndarray, min_conf: float) -> bool:
         best = int(np.argmax(p))

@@ -36,6 +36,12 @@ class ClassifyConfig:
     split_min_height: float = 0.7  # every part must be this tall relative to the whole: digits are; letters vary
     nms_iou: float = 0.4  # two digit boxes overlapping more than this are one digit (keep the surer)
     small_in_line: float = 0.4  # a "digit" under 0.4 x the tallest in its line is a dot or a speck
+    # Text: a "digit" written in a word is a letter (the O of "FOOD", the l of "ball"). Digits and rejected
+    # candidates of about the same height, side by side with a gap under word_gap x their height, form a
+    # word; where the rejected ones are at least as many as the digits, the word is text and gives no digit.
+    word_gap: float = 0.5
+    word_height_ratio: float = 0.6  # neighbours in a word are within 0.6..1/0.6 of each other's height
+    word_max_aspect: float = 3.0  # a rejected candidate wider than this (a line, an underline) is not a letter
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,49 @@ def _number(ordered: list[Digit], run: list[int]) -> Number:
     return Number("".join(str(d.digit) for d in members), conf, _union([d.box for d in members]), tuple(run))
 
 
+def _to_input(box: tuple[int, int, int, int], scale: float, width: int, height: int) -> tuple[int, int, int, int]:
+    """A box in processing pixels -> pixels of the input image (width x height)."""
+    inv = 1.0 / scale
+    x, y, w, h = box
+    x0, y0 = int(round(x * inv)), int(round(y * inv))
+    x1, y1 = min(width, int(round((x + w) * inv))), min(height, int(round((y + h) * inv)))
+    return (x0, y0, max(1, x1 - x0), max(1, y1 - y0))
+
+
+def drop_words(digits: list[Digit], rejected: Sequence[tuple[int, int, int, int]],
+               cfg: ClassifyConfig = ClassifyConfig()) -> list[Digit]:
+    """Drop the "digits" that are letters of a word: side by side with candidates the model rejected (letters,
+    marks) of about their height, in a chain where the rejected are at least as many as the digits. A number
+    with one unreadable digit keeps the rest (more digits than rejects); "FOOD" gives no 0s."""
+    letters = [b for b in rejected if b[2] <= cfg.word_max_aspect * b[3]]
+    if not digits or not letters:
+        return digits
+    boxes = np.array([d.box for d in digits] + letters, np.float64)
+    n, nd = len(boxes), len(digits)
+    x, y, w, h = boxes.T
+    big, small = np.maximum.outer(h, h), np.minimum.outer(h, h)
+    gap = np.maximum(x[None, :] - (x + w)[:, None], x[:, None] - (x + w)[None, :])
+    link = ((small >= cfg.word_height_ratio * big)  # about the same height
+            & (np.abs((y + h / 2)[:, None] - (y + h / 2)[None, :]) <= 0.5 * big)  # one line
+            & (gap <= cfg.word_gap * big)  # close ...
+            & (gap >= -0.3 * np.minimum.outer(w, w)))  # ... but not overlapping (a fragment of the same character)
+    parent = list(range(n))
+
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in zip(*np.nonzero(np.triu(link, 1))):
+        parent[root(int(i))] = root(int(j))
+    # letters link to letters too: in "UNWur" the U reaches the r through N and W
+    tally: dict[int, list[int]] = {}  # word -> [digits, rejected]
+    for i in range(n):
+        tally.setdefault(root(i), [0, 0])[0 if i < nd else 1] += 1
+    return [d for i, d in enumerate(digits) if tally[root(i)][1] < max(1, tally[root(i)][0])]
+
+
 @dataclass
 class _Hypothesis:
     rows: list[int]  # rows of the probability batch, one per digit
@@ -254,11 +303,7 @@ class Recognizer:
     def _digit(self, p: np.ndarray, box: tuple[int, int, int, int], scale: float, width: int, height: int) -> Digit:
         d = int(np.argmax(p[:10]))
         top = np.argsort(-p[:10])[:3]
-        inv = 1.0 / scale
-        x, y, w, h = box
-        x0, y0 = int(round(x * inv)), int(round(y * inv))
-        x1, y1 = min(width, int(round((x + w) * inv))), min(height, int(round((y + h) * inv)))
-        return Digit(d, float(p[d]), (x0, y0, max(1, x1 - x0), max(1, y1 - y0)),
+        return Digit(d, float(p[d]), _to_input(box, scale, width, height),
                      tuple((int(k), float(p[k])) for k in top), probs=tuple(float(v) for v in p[:10]))
 
     def _is_digit(self, p: np.ndarray, min_conf: float) -> bool:
@@ -269,6 +314,7 @@ class Recognizer:
                 width: int, height: int) -> list[Digit]:
         cc = self.config.classify
         found: list[Digit] = []
+        rejected: list[tuple[int, int, int, int]] = []
         for hyps in options:
             whole = hyps[0]
             p_whole = probs[whole.rows[0]]
@@ -286,7 +332,10 @@ class Recognizer:
                     found.append(self._digit(probs[row], box, scale, width, height))
             elif whole_ok:
                 found.append(self._digit(p_whole, whole.boxes[0], scale, width, height))
+            else:
+                rejected.append(_to_input(whole.boxes[0], scale, width, height))
         found = self._suppress(found)
+        found = drop_words(found, rejected, cc)
         return self._drop_specks(found)
 
     def _suppress(self, digits: list[Digit]) -> list[Digit]:

@@ -1,0 +1,62 @@
+"""The word rule: "digits" written among letters are letters (the O of FOOD), digits beside a stray mark are not."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from digitlens.reading import Digit
+from digitlens.recognizer import ClassifyConfig, Recognizer, drop_words
+
+
+def digit(value: int, box: tuple[int, int, int, int]) -> Digit:
+    return Digit(value, 0.95, box, ((value, 0.95),))
+
+
+def test_a_digit_inside_a_word_is_dropped():
+    # F O O D: the model took the two O's for 0s and rejected F and D
+    o1, o2 = digit(0, (140, 100, 36, 50)), digit(0, (184, 100, 36, 50))
+    letters = [(100, 100, 32, 50), (228, 100, 34, 50)]
+    assert drop_words([o1, o2], letters) == []
+
+
+def test_a_number_with_one_unreadable_digit_keeps_the_rest():
+    digits = [digit(d, (100 + 45 * i, 200, 36, 50)) for i, d in enumerate((4, 1, 6)) if i != 1]
+    digits.append(digit(7, (100 + 45 * 3, 200, 36, 50)))
+    rejected = [(145, 200, 36, 50)]  # the second digit, unreadable
+    assert drop_words(digits, rejected) == digits
+
+
+def test_marks_that_are_not_letters_do_not_make_a_word():
+    five = digit(5, (300, 300, 40, 60))
+    bar = (300, 285, 40, 8)  # the detached bar of the 5, far shorter than it: not a letter beside it
+    underline = (280, 365, 200, 6)  # a line under the number
+    far_word = [(420, 300, 30, 60), (455, 300, 30, 60)]  # a word a whole digit-width away
+    assert drop_words([five], [bar, underline, *far_word]) == [five]
+
+
+def test_letters_on_another_line_or_of_another_size_do_not_count():
+    two = digit(2, (100, 100, 40, 60))
+    above = (145, 20, 30, 60)  # beside it but a line higher
+    tiny = (145, 140, 12, 18)  # a small mark at its foot
+    assert drop_words([two], [above, tiny]) == [two]
+
+
+def test_rule_can_be_turned_off():
+    o = digit(0, (140, 100, 36, 50))
+    off = ClassifyConfig(word_max_aspect=0.0)
+    assert drop_words([o], [(100, 100, 32, 50)], off) == [o]
+
+
+@pytest.fixture(scope="module")
+def reader() -> Recognizer:
+    return Recognizer.load()
+
+
+@pytest.mark.parametrize("text", ["HELLO WORLD", "NO ENTRY"])
+def test_printed_words_with_round_letters_give_no_digits(reader, text):
+    # Without the rule the O's read as 0s (and the T of ENTRY as a 7). Its limit: a word whose letters are
+    # mostly digit-like ("Solo", "ballot") still reads as digits; that needs more than one character's shape.
+    page = np.full((300, 1000, 3), 228, np.uint8)
+    cv2.putText(page, text, (40, 180), cv2.FONT_HERSHEY_SIMPLEX, 2.5, (35, 35, 35), 6)
+    assert reader.read(page).digits == ()

@@ -42,6 +42,8 @@ class ClassifyConfig:
     word_gap: float = 0.5
     word_height_ratio: float = 0.6  # neighbours in a word are within 0.6..1/0.6 of each other's height
     word_max_aspect: float = 3.0  # a rejected candidate wider than this (a line, an underline) is not a letter
+    max_ones_run: int = 3  # a "number" of more 1s than this and nothing else is hatching, a fence, tally marks
+    # or a barcode: parallel strokes, which photos are full of and people rarely write as "1111"
 
 
 @dataclass(frozen=True)
@@ -149,6 +151,17 @@ def group_numbers(digits: Sequence[Digit], cfg: GroupConfig = GroupConfig()) -> 
         if run:
             numbers.append(_number(ordered, run))
     return tuple(ordered), tuple(numbers)
+
+
+def drop_stroke_runs(ordered: tuple[Digit, ...], numbers: tuple[Number, ...], cfg: "ReaderConfig"
+                     ) -> tuple[tuple[Digit, ...], tuple[Number, ...]]:
+    """Drop the "numbers" that are only 1s, more than `max_ones_run` of them: parallel strokes (hatching,
+    a fence, tally marks, a barcode) rather than writing; the rest is grouped again."""
+    strokes = [n for n in numbers if len(n.text) > cfg.classify.max_ones_run and set(n.text) == {"1"}]
+    if not strokes:
+        return ordered, numbers
+    drop = {i for n in strokes for i in n.digits}
+    return group_numbers([d for i, d in enumerate(ordered) if i not in drop], cfg.group)
 
 
 def _number(ordered: list[Digit], run: list[int]) -> Number:
@@ -295,7 +308,7 @@ class Recognizer:
         t3 = time.perf_counter()
         timings["classify"] = (t3 - t2) * 1000
         digits = self._decide(options, probs, scale, width, height)
-        ordered, numbers = group_numbers(digits, cfg.group)
+        ordered, numbers = drop_stroke_runs(*group_numbers(digits, cfg.group), cfg)
         t4 = time.perf_counter()
         timings["group"] = (t4 - t3) * 1000
         return Reading(width, height, numbers, ordered, (t4 - t0) * 1000, timings)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from digitlens.reading import Digit
-from digitlens.recognizer import ClassifyConfig, Recognizer, drop_words
+from digitlens.recognizer import ClassifyConfig, ReaderConfig, Recognizer, drop_stroke_runs, drop_words, group_numbers
 
 
 def digit(value: int, box: tuple[int, int, int, int]) -> Digit:
@@ -60,3 +60,13 @@ def test_printed_words_with_round_letters_give_no_digits(reader, text):
     page = np.full((300, 1000, 3), 228, np.uint8)
     cv2.putText(page, text, (40, 180), cv2.FONT_HERSHEY_SIMPLEX, 2.5, (35, 35, 35), 6)
     assert reader.read(page).digits == ()
+
+
+def test_parallel_strokes_are_not_a_run_of_ones():
+    cfg = ReaderConfig()
+    hatching = [digit(1, (200 + 12 * k, 100, 6, 120)) for k in range(9)]  # hatching, a fence, a barcode
+    short_run = [digit(1, (600 + 40 * k, 100, 12, 100)) for k in range(2)]  # "11" is a number
+    mixed = [digit(d, (300 + 50 * k, 400, 36, 60)) for k, d in enumerate((1, 1, 1, 1, 7))]  # so is 11117
+    ordered, numbers = drop_stroke_runs(*group_numbers(hatching + short_run + mixed), cfg)
+    assert [n.text for n in numbers] == ["11", "11117"]
+    assert len(ordered) == 7 and all(ordered[i] in short_run + mixed for n in numbers for i in n.digits)

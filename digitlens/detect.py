@@ -107,19 +107,24 @@ def _spanning(lines: np.ndarray, frac: float, axis: int, band: int) -> np.ndarra
     piece (a tilted line) or together with the pieces in the same band of rows (a line interrupted where
     strokes cross it). Ruled lines cross the page; the side of a drawn box or an underline does not."""
     length = lines.shape[1 - axis]
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(lines, connectivity=8)
-    if n <= 1:
+    # Line pieces are few and sparse: label and smear only their bounding box, not the whole frame.
+    x, y, bw, bh = cv2.boundingRect(lines)
+    if bw == 0:
         return lines
+    pieces = lines[y:y + bh, x:x + bw]
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(pieces, connectivity=8)
     extent = stats[:, cv2.CC_STAT_WIDTH] if axis == 0 else stats[:, cv2.CC_STAT_HEIGHT]
     keep = extent >= frac * length
     keep[0] = False
     out = keep[labels].astype(np.uint8)
     # Columns covered by line pixels within +-band rows: a thick line counts once, an interrupted one in full.
-    smear = cv2.dilate(lines, np.ones((2 * band + 1, 1) if axis == 0 else (1, 2 * band + 1), np.uint8))
+    smear = cv2.dilate(pieces, np.ones((2 * band + 1, 1) if axis == 0 else (1, 2 * band + 1), np.uint8))
     cover = smear.sum(axis=1 - axis)
     rows = (cover >= frac * length).astype(np.uint8)
     rows = rows[:, None] if axis == 0 else rows[None, :]
-    return cv2.bitwise_or(out, lines * rows)
+    spanning = np.zeros_like(lines)
+    spanning[y:y + bh, x:x + bw] = cv2.bitwise_or(out, pieces * rows)
+    return spanning
 
 
 def remove_lines(mask: np.ndarray, cfg: DetectConfig) -> np.ndarray:

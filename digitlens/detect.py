@@ -234,14 +234,13 @@ def surroundings(grey: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, i
     H, W = grey.shape
     x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(W, x + w + pad), min(H, y + h + pad)
     patch = grey[y0:y1, x0:x1]
+    if patch.size - w * h < 20:  # the ring is the patch less the box
+        return None
+    # Signed distance of every patch pixel from the main axis, as an outer sum (no pixel coordinate lists).
+    side = (np.arange(x0 - x, x1 - x) - cx)[None, :] * normal[0] + (np.arange(y0 - y, y1 - y) - cy)[:, None] * normal[1]
     ring = np.ones(patch.shape, bool)
     ring[y - y0:y - y0 + h, x - x0:x - x0 + w] = False
-    gy, gx = np.nonzero(ring)
-    if len(gx) < 20:
-        return None
-    side = (gx + x0 - x - cx) * normal[0] + (gy + y0 - y - cy) * normal[1]
-    values = patch[gy, gx]
-    a, b = values[side < 0], values[side > 0]
+    a, b = patch[ring & (side < 0)], patch[ring & (side > 0)]
     if len(a) < 10 or len(b) < 10:
         return None
     ink = float(np.median(grey[y:y + h, x:x + w][mask > 0]))

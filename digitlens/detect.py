@@ -280,6 +280,21 @@ def _not_writing_shape(boxes: np.ndarray, frame: tuple[int, int], cfg: DetectCon
     return out
 
 
+def _union_box(stats: np.ndarray) -> tuple[int, int, int, int, int]:
+    """Rows of connected-component stats (x, y, w, h, area) -> the (x, y, w, h, area) of their union."""
+    x0, y0 = stats[:, 0].min(), stats[:, 1].min()
+    x1, y1 = (stats[:, 0] + stats[:, 2]).max(), (stats[:, 1] + stats[:, 3]).max()
+    return x0, y0, x1 - x0, y1 - y0, stats[:, 4].sum()
+
+
+def _members(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """uint8 0/1 mask of the pixels labelled with any of `ids` (a handful: one compare each beats np.isin)."""
+    member = labels == ids[0]
+    for i in ids[1:]:
+        member |= labels == i
+    return member.view(np.uint8)
+
+
 def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity: str,
                grey: np.ndarray | None = None, bg: np.ndarray | None = None) -> list[Candidate]:
     """Connected ink regions holding some strong ink, merged and filtered, each with its own mask
@@ -302,23 +317,25 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
     stats, ids = stats[keep], ids[keep]
     sized = stats[(stats[:, cv2.CC_STAT_HEIGHT] >= cfg.min_height_px) & (stats[:, cv2.CC_STAT_AREA] >= cfg.min_area_px)]
     typical = float(np.median(sized[:, cv2.CC_STAT_HEIGHT])) if len(sized) >= 3 else 0.0
+    groups = _merge_groups(stats, cfg, typical)
+    boxes = np.array([_union_box(stats[group]) for group in groups], np.int64).reshape(-1, 5)
+    # Size and shape of all merged regions at once: only the survivors reach the per-region tests below.
+    x0s, y0s, bws, bhs, areas = boxes.T
+    fits = (bhs >= cfg.min_height_px) & (areas >= cfg.min_area_px) & ~_not_writing_shape(boxes[:, :4], (h, w), cfg)
+    ink_grey = None if grey is None else grey if polarity == "dark" else cv2.bitwise_not(grey)  # is_writing wants dark ink
     out: list[Candidate] = []
-    for group in _merge_groups(stats, cfg, typical):
-        g = stats[group]
-        x0, y0 = int(g[:, 0].min()), int(g[:, 1].min())
-        x1, y1 = int((g[:, 0] + g[:, 2]).max()), int((g[:, 1] + g[:, 3]).max())
-        bw, bh = x1 - x0, y1 - y0
-        area = int(g[:, cv2.CC_STAT_AREA].sum())
-        if bh < cfg.min_height_px or area < cfg.min_area_px or _not_writing_shape((x0, y0, bw, bh), (h, w), cfg)[0]:
-            continue
+    for k in np.flatnonzero(fits):
+        group = groups[k]
+        x0, y0, bw, bh = (int(v) for v in boxes[k, :4])
+        x1, y1 = x0 + bw, y0 + bh
         if bg is not None:  # the surface under it must suit the polarity (checked before the costlier tests)
             surface = float(bg[y0:y1, x0:x1].mean())
             if surface < cfg.dark_min_background if polarity == "dark" else surface > cfg.light_max_background:
                 continue
-        crop = fill_pinholes(np.isin(labels[y0:y1, x0:x1], ids[group]).astype(np.uint8), cfg)
+        crop = fill_pinholes(_members(labels[y0:y1, x0:x1], ids[group]), cfg)
         if stroke_ratio(crop) > cfg.max_stroke_frac:
             continue
-        if grey is not None and not is_writing(grey if polarity == "dark" else 255 - grey, crop, (x0, y0, bw, bh), cfg):
+        if ink_grey is not None and not is_writing(ink_grey, crop, (x0, y0, bw, bh), cfg):
             continue
         out.append(Candidate((x0, y0, bw, bh), crop, polarity))
     if len(out) > cfg.max_candidates:

@@ -48,7 +48,8 @@ def live_server(request, server_thread):
     from digitlens.server.app import create_app
     from digitlens.server.limits import ServeConfig
 
-    with server_thread(create_app(ServeConfig(), recognizer=server_real_recognizer)) as srv:
+    # thread workers share the recognizer loaded here; tests/test_server.py covers the worker processes
+    with server_thread(create_app(ServeConfig(worker_mode="thread"), recognizer=server_real_recognizer)) as srv:
         yield srv
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
 import socket
 import threading
 import time
@@ -21,6 +23,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.websockets import WebSocketDisconnect
+
+from conftest import ServerFakeRecognizer
 
 from digitlens.imageio import decode_image
 from digitlens.server.app import create_app
@@ -56,8 +60,13 @@ def _png_header_only(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
 
 
+def _threads(**cfg) -> ServeConfig:
+    """Thread workers: the fake reader is an object of this process (process workers have their own tests)."""
+    return ServeConfig(worker_mode="thread", **cfg)
+
+
 def _client(fake, **cfg) -> TestClient:
-    return TestClient(create_app(ServeConfig(**cfg), recognizer=fake))
+    return TestClient(create_app(_threads(**cfg), recognizer=fake))
 
 
 def _expected(fake, data: bytes) -> dict:
@@ -77,7 +86,7 @@ def _assert_error(r, status: int, code: str | None = None) -> dict:
 # ------------------------------------------------------------------------------------------ probes, model
 
 def test_probes_and_warm_up(server_fake):
-    app = create_app(ServeConfig(), recognizer=server_fake)
+    app = create_app(_threads(), recognizer=server_fake)
     cold = TestClient(app)  # not a context manager: lifespan has not run, so the model is not there
     _assert_error(cold.get("/readyz"), 503, "not_ready")
     assert cold.get("/healthz").json() == {"status": "ok"}
@@ -125,14 +134,55 @@ def test_read_multipart_and_raw_give_the_reading(server_fake):
         assert "path" not in r.json()
 
 
-def test_read_probabilities_for_charts(server_fake):
+class _FakeWithProbs:
+    """The fake reader, with all ten probabilities on each digit as the real reader gives them (`Digit.probs`);
+    counts its classify calls, since the probabilities must come from the reading, not from classifying again."""
+
+    def __init__(self, fake):
+        self.fake = fake
+        self.classes, self.metadata = fake.classes, fake.metadata
+        self.classify_calls = 0
+
+    def read(self, image):
+        from dataclasses import replace
+
+        reading = self.fake.read(image)
+        digits = []
+        for i, d in enumerate(reading.digits):
+            probs = np.full(10, 0.005)
+            probs[d.digit] = 0.9
+            probs[(d.digit + 3) % 10] = 0.06 - 0.01 * i
+            digits.append(replace(d, probs=tuple(float(p) / probs.sum() for p in probs)))
+        return replace(reading, digits=tuple(digits))
+
+    def classify(self, crops):
+        self.classify_calls += 1
+        return self.fake.classify(crops)
+
+
+def test_read_probabilities_are_the_readers_own(server_fake):
     data = _png(_blobs(2))
-    with _client(server_fake) as client:
+    reader = _FakeWithProbs(server_fake)
+    expected = reader.read(decode_image(data))
+    with _client(reader) as client:
+        calls = reader.classify_calls  # the warm-up classifies once
         body = client.post("/api/read?probabilities=true", content=data).json()
+        plain = client.post("/api/read", content=data).json()
+        assert reader.classify_calls == calls, "nothing is classified again for the bars"
     assert len(body["probabilities"]) == len(body["digits"]) == 2
-    assert all(len(p) == 10 for p in body["probabilities"])
-    # the fake's classify puts the mass on the crop's mean brightness: a square crop is mostly ink
-    assert all(max(p) == p[int(np.argmax(p))] for p in body["probabilities"])
+    for row, d in zip(body["probabilities"], expected.digits):
+        assert row == [round(p, 4) for p in d.probs]
+        assert int(np.argmax(row)) == d.digit
+    assert "probabilities" not in plain
+    body.pop("probabilities")
+    body.pop("elapsed_ms"), plain.pop("elapsed_ms")
+    assert body == plain, "the reading itself is the same with or without the bars"
+
+
+def test_read_probabilities_null_from_a_reader_without_them(server_fake):
+    with _client(server_fake) as client:  # the plain fake's digits carry no probs
+        body = client.post("/api/read?probabilities=true", content=_png(_blobs(2))).json()
+    assert body["probabilities"] == [None, None]  # the page then draws the top three
 
 
 def test_read_empty_and_missing_file(server_fake):
@@ -150,7 +200,7 @@ def test_upload_size_413_with_content_length(server_fake):
         raw = client.post("/api/read", content=data)
         multipart = client.post("/api/read", files={"file": ("big.png", data, "image/png")})
         # under the body limit but over the image limit: the file part itself is checked too
-        small_overhead = create_app(ServeConfig(max_upload_bytes=50_000, multipart_overhead_bytes=200_000),
+        small_overhead = create_app(_threads(max_upload_bytes=50_000, multipart_overhead_bytes=200_000),
                                     recognizer=server_fake)
         with TestClient(small_overhead) as c2:
             part = c2.post("/api/read", files={"file": ("big.png", data, "image/png")})
@@ -177,7 +227,7 @@ def test_upload_size_413_for_chunked_body_without_length(server_fake):
 
 def test_chunked_body_is_cut_off_while_streaming(server_fake, server_thread):
     """Over a real socket: the 413 comes back while the client is still sending, long before the end."""
-    app = create_app(ServeConfig(max_upload_bytes=100_000, multipart_overhead_bytes=0), recognizer=server_fake)
+    app = create_app(_threads(max_upload_bytes=100_000, multipart_overhead_bytes=0), recognizer=server_fake)
     with server_thread(app) as srv:
         s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
         s.sendall(b"POST /api/read HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n")
@@ -215,7 +265,7 @@ def test_chunked_body_is_cut_off_while_streaming(server_fake, server_thread):
 
 def test_slow_upload_408(server_fake, server_thread):
     """A client that stops sending half way through its body is cut off after body_timeout_s."""
-    app = create_app(ServeConfig(body_timeout_s=0.5), recognizer=server_fake)
+    app = create_app(_threads(body_timeout_s=0.5), recognizer=server_fake)
     with server_thread(app) as srv:
         s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
         s.sendall(b"POST /api/read HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: 1000\r\n\r\n"
@@ -333,7 +383,7 @@ def test_reader_crash_is_a_500_not_a_dead_server(server_fake):
         return original(image)
 
     server_fake.read = flaky
-    with TestClient(create_app(ServeConfig(), recognizer=server_fake), raise_server_exceptions=False) as client:
+    with TestClient(create_app(_threads(), recognizer=server_fake), raise_server_exceptions=False) as client:
         _assert_error(client.post("/api/read", content=_png(_blobs(1))), 500, "internal")
         assert client.post("/api/read", content=_png(_blobs(1))).status_code == 200
 
@@ -373,9 +423,7 @@ def test_any_bytes_get_a_client_error_never_a_crash(server_fuzz_client, prefix, 
 
 @pytest.fixture(scope="module")
 def server_fuzz_client():
-    from conftest import ServerFakeRecognizer
-
-    with TestClient(create_app(ServeConfig(), recognizer=ServerFakeRecognizer())) as client:
+    with TestClient(create_app(_threads(), recognizer=ServerFakeRecognizer())) as client:
         yield client
 
 
@@ -507,11 +555,16 @@ def test_token_bucket_and_gate_units():
         ConcurrencyGate(1).leave()
 
 
-def test_bad_config_is_refused():
+def test_bad_config_is_refused(server_fake):
     with pytest.raises(ValueError, match="max_inflight"):
         ServeConfig(max_inflight=0)
     with pytest.raises(ValueError, match="gif"):
         ServeConfig(formats=("png", "gif"))
+    with pytest.raises(ValueError, match="worker_mode"):
+        ServeConfig(worker_mode="fibers")
+    assert ServeConfig().worker_mode == "process"
+    with pytest.raises(ValueError, match="thread"):  # an object of this process cannot go to worker processes
+        create_app(ServeConfig(), recognizer=server_fake)
 
 
 # ------------------------------------------------------------------------------------------ the page
@@ -558,11 +611,16 @@ def test_real_reader_reads_a_photo_of_train_digits(server_real_recognizer, serve
     img = server_scene(server_mnist_train, labels, seed=1)
     data = _jpeg(img)
     direct = server_real_recognizer.read(decode_image(data)).to_dict()
-    with TestClient(create_app(ServeConfig(), recognizer=server_real_recognizer)) as client:
+    with TestClient(create_app(_threads(), recognizer=server_real_recognizer)) as client:
         r = client.post("/api/read", files={"file": ("scene.jpg", data, "image/jpeg")})
+        bars = client.post("/api/read?probabilities=true", content=data).json()
         model = client.get("/api/model").json()
     assert r.status_code == 200
     body = r.json()
+    assert len(bars["probabilities"]) == len(bars["digits"]) == len(labels)
+    for row, d in zip(bars["probabilities"], bars["digits"]):
+        assert len(row) == 10 and int(np.argmax(row)) == d["digit"]
+        assert abs(row[d["digit"]] - d["confidence"]) < 1e-3 and sum(row) <= 1.001
     assert set(body) == {"width", "height", "numbers", "digits", "elapsed_ms"}
     body.pop("elapsed_ms"), direct.pop("elapsed_ms")
     assert body == direct, "the API gives the reader's own reading"
@@ -584,8 +642,200 @@ def test_api_read_is_the_json_of_digitlens_read(server_real_recognizer, server_m
     capsys.readouterr()
     assert main(["read", str(photo), "--json"]) == 0
     cli = json.loads(capsys.readouterr().out.strip().splitlines()[0])
-    with TestClient(create_app(ServeConfig(), recognizer=server_real_recognizer)) as client:
+    with TestClient(create_app(_threads(), recognizer=server_real_recognizer)) as client:
         api = client.post("/api/read", files={"file": ("scene.jpg", photo.read_bytes(), "image/jpeg")}).json()
     assert cli.pop("path") == str(photo)
     cli.pop("elapsed_ms"), api.pop("elapsed_ms")
     assert api == cli
+
+
+# ------------------------------------------------------------------------------------------ worker processes
+# `digitlens serve` reads in worker processes; the tests above use thread workers around a fake reader.
+
+START_S = 240  # bound on starting worker processes and loading the model on a busy machine (not a timing check)
+
+
+class _SlowOnCue(ServerFakeRecognizer):
+    """The fake reader, in a worker process (pickled by name): an image 333 px wide reads until its worker is killed."""
+
+    def read(self, image):
+        if image.shape[1] == 333:
+            time.sleep(3600)
+        return super().read(image)
+
+
+def _slow_on_cue_reader() -> _SlowOnCue:
+    return _SlowOnCue()
+
+
+def _model_path():
+    return os.environ.get("DIGITLENS_TEST_MODEL")  # None: the shipped model
+
+
+def _running(proc) -> bool:
+    import psutil
+
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+@pytest.fixture
+def slow_start_server(server_thread):
+    """server_thread, waiting as long as worker processes take to start on a busy machine."""
+    class Served(server_thread):
+        def __enter__(self):
+            self.thread.start()
+            deadline = time.monotonic() + START_S
+            while not self.server.started:
+                if not self.thread.is_alive() or time.monotonic() > deadline:
+                    raise RuntimeError("uvicorn did not start (see the log above)")
+                time.sleep(0.05)
+            return self
+
+    return Served
+
+
+def _wait_new_workers(url: str, workers, old: list[int]) -> list[int]:
+    """Poll /readyz (which also notices dead workers) until a new pool is loaded and warm."""
+    import httpx
+
+    deadline = time.monotonic() + START_S
+    while time.monotonic() < deadline:
+        r = httpx.get(url + "/readyz", timeout=30)
+        if r.status_code == 200 and workers.pids() and not set(workers.pids()) & set(old):
+            return workers.pids()
+        if r.status_code != 200:
+            _assert_error(r, 503, "not_ready")
+            assert r.headers["retry-after"]
+        time.sleep(0.1)
+    raise AssertionError("the dead workers were not replaced")
+
+
+def test_process_workers_read_classify_and_stream(server_real_recognizer, server_mnist_train, server_scene,
+                                                  slow_start_server):
+    import httpx
+    import psutil
+    from websockets.sync.client import connect
+
+    data = _jpeg(server_scene(server_mnist_train, "4071", seed=1))
+    direct = server_real_recognizer.read(decode_image(data)).to_dict()
+    crops = np.random.default_rng(0).integers(0, 256, (3, 28, 28)).astype(np.uint8)
+    app = create_app(ServeConfig(workers=2, ws_max_fps=10_000.0, ws_burst=100), _model_path())
+    with slow_start_server(app) as srv:
+        pids = app.state.engine.workers.pids()
+        assert len(set(pids)) == 2 and os.getpid() not in pids
+        assert set(pids) <= {c.pid for c in psutil.Process().children()}, "the workers are this server's processes"
+        ready = httpx.get(srv.url + "/readyz").json()
+        assert (ready["status"], ready["worker_mode"], ready["workers"]) == ("ready", "process", 2)
+
+        with httpx.Client(base_url=srv.url, timeout=120) as c:
+            body = c.post("/api/read?probabilities=true", files={"file": ("scene.jpg", data, "image/jpeg")}).json()
+            probs = body.pop("probabilities")
+            body.pop("elapsed_ms"), direct.pop("elapsed_ms")
+            assert body == direct, "a worker process reads as the reader in this process does"
+            assert [int(np.argmax(p)) for p in probs] == [d["digit"] for d in body["digits"]]
+            # an ApiError raised in the worker comes back whole: status, code, message
+            gif = c.post("/api/read", content=b"GIF89a" + b"\0" * 40)
+            assert "allowed: png" in _assert_error(gif, 415, "unsupported_format")["error"]
+            classified = c.post("/api/classify", json={"crops": crops.tolist()}).json()
+            np.testing.assert_allclose(classified["probabilities"], server_real_recognizer.classify(crops), atol=1e-4)
+            model = c.get("/api/model").json()
+            assert len(model["sha256"]) == 64 and model["classes"][:10] == list("0123456789")
+
+        with connect(srv.url.replace("http", "ws") + "/api/stream", open_timeout=120) as ws:
+            replies = []
+            for _ in range(12):
+                ws.send(data)
+                replies.append(json.loads(ws.recv(timeout=120)))
+        assert [r["frame"] for r in replies] == list(range(1, 13))
+        assert [n["text"] for n in replies[-1]["numbers"]] == ["4071"]
+        assert all("id" in d for d in replies[-1]["digits"]), "tracked in the server process: ids"
+    srv.thread.join(START_S)  # the app's shutdown has run to its end
+    assert not srv.thread.is_alive() and not [p for p in pids if psutil.pid_exists(p)], "workers stop with the app"
+
+
+def test_a_killed_worker_fails_its_request_and_is_replaced(slow_start_server):
+    import httpx
+    import psutil
+
+    app = create_app(ServeConfig(workers=2), load=_slow_on_cue_reader)
+    with slow_start_server(app) as srv:
+        workers, gate = app.state.engine.workers, app.state.engine.gate
+        first = workers.pids()
+        slow: dict[str, httpx.Response] = {}
+
+        def post_slow():
+            slow["r"] = httpx.post(srv.url + "/api/read", content=_png(_blobs(1, size=(120, 333))), timeout=START_S)
+
+        t = threading.Thread(target=post_slow)
+        t.start()
+        deadline = time.monotonic() + START_S
+        while gate.inflight == 0 and time.monotonic() < deadline:  # the job is in the pool
+            time.sleep(0.01)
+        os.kill(first[0], signal.SIGKILL)
+        t.join(START_S)
+        body = _assert_error(slow["r"], 500, "worker_died")
+        assert "retry" in body["error"]
+        second = _wait_new_workers(srv.url, workers, first)
+        assert not [p for p in first if psutil.pid_exists(p)], "the broken pool's workers are gone"
+        data = _png(_blobs(2))
+        r = httpx.post(srv.url + "/api/read", content=data, timeout=60)
+        assert r.status_code == 200 and r.json()["numbers"][0]["text"] == "01"
+        assert gate.inflight == 0, "the failed job gave its slot back"
+
+        # a worker that dies between requests: /readyz notices, and the pool is replaced before the next read
+        os.kill(second[1], signal.SIGKILL)
+        third = _wait_new_workers(srv.url, workers, second)
+        assert httpx.post(srv.url + "/api/read", content=data, timeout=60).status_code == 200
+    srv.thread.join(START_S)  # the app's shutdown has run to its end
+    assert not srv.thread.is_alive() and not [p for p in third if psutil.pid_exists(p)]
+
+
+@pytest.mark.parametrize("stop", ["ctrl-c", "kill-9"])
+def test_cli_server_leaves_no_worker_processes(stop, tmp_path):
+    """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) stops the server and its workers
+    cleanly; even a server killed outright takes its workers with it."""
+    import subprocess
+    import sys
+
+    import httpx
+    import psutil
+    from conftest import server_free_port
+
+    port = server_free_port()
+    model = ["--model", _model_path()] if _model_path() else []
+    log = tmp_path / "server.log"
+    with open(log, "wb") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "digitlens.server.cli", "--port", str(port), "--workers", "2",
+                                 "--log-level", "warning", *model], stdout=subprocess.DEVNULL, stderr=err,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + START_S
+        while True:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "the server did not get ready"
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        children = psutil.Process(proc.pid).children(recursive=True)
+        workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
+        assert len(workers) == 2, [c.cmdline() for c in children]
+        if stop == "ctrl-c":
+            os.killpg(proc.pid, signal.SIGINT)
+            assert proc.wait(120) == 0, log.read_text()
+            assert "Traceback" not in log.read_text(), "no worker died of the Ctrl-C"
+        else:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(120)
+        deadline = time.monotonic() + 60
+        while [c for c in children if _running(c)] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [c.cmdline() for c in children if _running(c)], "processes left behind"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)

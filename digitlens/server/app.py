@@ -1,9 +1,11 @@
 """The FastAPI app of `digitlens serve`: the page, the HTTP API and the WebSocket stream.
 
-One `Recognizer` is loaded in `lifespan` and shared. Decoding and reading are CPU-bound, so they run
-on a thread pool with one worker per core, never on the event loop; a `ConcurrencyGate` admits a
-bounded number of jobs (503 past it, with Retry-After) and every job has a time limit (504). A job
-that timed out keeps its slot until its thread really finishes, so overload cannot pile up work.
+Decoding and reading are CPU-bound, so they never run on the event loop: they run on workers (see
+`workers.py`), by default one process per core, each with its own `Recognizer` loaded and warmed up before
+/readyz says ready. A `ConcurrencyGate` admits a bounded number of jobs (503 past it, with Retry-After) and
+every job has a time limit (504). A job that timed out keeps its slot until its worker really finishes,
+so overload cannot pile up work. A worker process that dies fails the jobs it had (500 `worker_died`) and
+a new pool is started; until it is warm the server answers 503 `not_ready`.
 """
 from __future__ import annotations
 
@@ -14,30 +16,27 @@ import hashlib
 import json
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import BrokenExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, Callable, Literal, TypeVar
 
-import cv2
 import numpy as np
 from fastapi import FastAPI, Query, Request, WebSocket, WebSocketDisconnect
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, Field
 from starlette.datastructures import MutableHeaders, UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from digitlens import __version__
-from digitlens.imageio import ImageError, ImageLimits, decode_image, header_size, sniff_format
-from digitlens.normalise import normalise_mask
-from digitlens.reading import Reading
 from digitlens.server.limits import ApiError, ConcurrencyGate, ServeConfig, TokenBucket
+from digitlens.server.workers import (CROP, ProcessWorkers, ThreadWorkers, WorkersLost, classify_job, decode_checked,
+                                      make_workers, read_job, stream_job)
 
 log = logging.getLogger("digitlens.server")
 STATIC_DIR = Path(__file__).parent / "static"
-CROP = 28  # MNIST crop side, the classifier's input
 
 # The page loads only its own files; camera frames go out over a same-origin WebSocket.
 SECURITY_HEADERS = {
@@ -123,59 +122,9 @@ READ_BODY_DOC = {
 }
 
 
-# ---------------------------------------------------------------- pure helpers (worker threads)
-
-def check_image(data: bytes, name: str, cfg: ServeConfig, max_pixels: int | None = None) -> str:
-    """The image's format, after the checks that have their own status: size 413, format 415, pixels 413."""
-    max_pixels = cfg.max_pixels if max_pixels is None else max_pixels
-    if len(data) > cfg.max_upload_bytes:
-        raise ApiError(413, "too_large", f"{name}: {len(data):,} bytes is over the limit of "
-                       f"{cfg.max_upload_bytes:,} bytes (--max-upload-mb)")
-    if not data:
-        raise ApiError(400, "empty", f"{name}: no image data (empty body or file)")
-    fmt = sniff_format(data)
-    if fmt is None or fmt not in cfg.formats:
-        what = "not an image format this server knows" if fmt is None else f"{fmt} images are not allowed here"
-        raise ApiError(415, "unsupported_format", f"{name}: {what}; allowed: {', '.join(cfg.formats)}")
-    try:
-        width, height = header_size(data, fmt)
-    except ValueError as e:
-        raise ApiError(422, "undecodable", f"{name}: not a readable {fmt} image: {e}") from None
-    if width * height > max_pixels:
-        raise ApiError(413, "too_many_pixels", f"{name}: {width}x{height} = {width * height:,} pixels is over the "
-                       f"limit of {max_pixels:,} pixels (--max-megapixels)")
-    return fmt
-
-
-def decode_checked(data: bytes, name: str, cfg: ServeConfig, max_pixels: int | None = None) -> np.ndarray:
-    """Untrusted bytes -> BGR uint8, or an ApiError with the status that fits what was wrong."""
-    check_image(data, name, cfg, max_pixels)
-    limits = ImageLimits(max_bytes=cfg.max_upload_bytes, max_pixels=cfg.max_pixels if max_pixels is None else max_pixels,
-                         formats=frozenset(cfg.formats))
-    try:
-        return decode_image(data, name, limits)
-    except ImageError as e:
-        raise ApiError(422, "undecodable", str(e)) from None
-
-
-def digit_crops(image: np.ndarray, reading: Reading) -> np.ndarray:
-    """(N, 28, 28) MNIST-style crops of the reading's digit boxes, ink found by Otsu inside each box.
-
-    Used only for the page's bar charts (`?probabilities=true`), which need all ten probabilities while a
-    Reading keeps the top three. Ink is the minority side of the threshold (dark on paper, light on boards).
-    """
-    grey = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if image.ndim == 3 else image
-    crops = np.zeros((len(reading.digits), CROP, CROP), np.uint8)
-    for i, d in enumerate(reading.digits):
-        x, y, w, h = d.box
-        patch = grey[max(y, 0):y + h, max(x, 0):x + w]
-        if patch.size == 0:
-            continue
-        _, mask = cv2.threshold(patch, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-        if np.count_nonzero(mask) > mask.size / 2:
-            mask = 255 - mask
-        crops[i] = normalise_mask(mask)
-    return crops
+def not_ready(cfg: ServeConfig) -> ApiError:
+    return ApiError(503, "not_ready", "the readers are starting (loading the model); retry shortly",
+                    headers={"Retry-After": str(cfg.retry_after_s)})
 
 
 def make_tracker() -> Any:
@@ -188,20 +137,25 @@ def make_tracker() -> Any:
 # ---------------------------------------------------------------- the app
 
 class Engine:
-    """The loaded model, the worker threads and the gate: everything `lifespan` sets up."""
+    """The workers and the gate: everything `lifespan` sets up."""
 
-    def __init__(self, cfg: ServeConfig, recognizer: Any, model_path: Path | None):
+    def __init__(self, cfg: ServeConfig, workers: ThreadWorkers | ProcessWorkers):
         self.cfg = cfg
-        self.recognizer = recognizer
-        self.model_path = model_path
-        self.executor = ThreadPoolExecutor(cfg.workers, thread_name_prefix="digitlens-read")
+        self.workers = workers
         self.gate = ConcurrencyGate(cfg.max_inflight)
-        self.ready = False
         self.started = time.time()
+
+    @property
+    def ready(self) -> bool:
+        """Every worker has loaded its reader and warmed it up (False again while dead workers are replaced)."""
+        return self.workers.ready
 
     def busy(self) -> ApiError:
         return ApiError(503, "busy", f"server busy: {self.cfg.max_inflight} requests in flight (--max-inflight); "
                         f"retry in {self.cfg.retry_after_s} s", headers={"Retry-After": str(self.cfg.retry_after_s)})
+
+    def not_ready(self) -> ApiError:
+        return not_ready(self.cfg)
 
     def refuse_if_full(self) -> None:
         """A 503 before the body is even read when the gate is full (the real admission is `run`'s)."""
@@ -210,52 +164,28 @@ class Engine:
             raise self.busy()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """fn(*args) on a worker thread, admitted by the gate (else 503) and bounded in time (else 504)."""
+        """fn(context, *args) on a worker, admitted by the gate (else 503) and bounded in time (else 504)."""
         if not self.gate.try_enter():
             raise self.busy()
+        generation = self.workers.generation
         try:
-            job = self.executor.submit(fn, *args)
+            job = self.workers.submit(fn, *args)
+        except WorkersLost:
+            self.gate.leave()
+            raise self.not_ready() from None
         except BaseException:
             self.gate.leave()
             raise
-        job.add_done_callback(lambda _: self.gate.leave())  # when the thread ends, not when we stop waiting
+        job.add_done_callback(lambda _: self.gate.leave())  # when the worker ends, not when we stop waiting
         try:
             return await asyncio.wait_for(asyncio.wrap_future(job), self.cfg.request_timeout_s)
         except asyncio.TimeoutError:
             raise ApiError(504, "timeout", f"the request took longer than {self.cfg.request_timeout_s:g} s "
                            "(--timeout)") from None
-
-    # -- jobs, run on worker threads
-
-    def read_job(self, data: bytes, name: str, probabilities: bool) -> dict[str, Any]:
-        image = decode_checked(data, name, self.cfg)
-        reading = self.recognizer.read(image)
-        out = reading.to_dict()
-        if probabilities:
-            crops = digit_crops(image, reading)
-            probs = self.recognizer.classify(crops)[:, :10] if len(crops) else np.zeros((0, 10))
-            out["probabilities"] = [[round(float(p), 4) for p in row] for row in probs]
-        return out
-
-    def classify_job(self, crops: np.ndarray) -> dict[str, Any]:
-        probs = np.asarray(self.recognizer.classify(crops), dtype=np.float64)
-        classes = [str(c) for c in self.recognizer.classes]
-        best = probs.argmax(axis=1) if len(probs) else np.zeros(0, int)
-        return {"classes": classes, "predictions": [classes[i] for i in best],
-                "confidences": [round(float(probs[k, i]), 5) for k, i in enumerate(best)],
-                "probabilities": [[round(float(p), 5) for p in row] for row in probs]}
-
-    def stream_job(self, data: bytes, name: str, tracker: Any, t: float) -> Reading:
-        image = decode_checked(data, name, self.cfg, max_pixels=self.cfg.ws_max_pixels)
-        return tracker.update(self.recognizer.read(image), t)
-
-    def warm_up(self) -> None:
-        """One read of a blank frame and one classify, so the first request pays no lazy initialisation."""
-        h, w = self.cfg.warmup_size
-        frame = np.full((h, w, 3), 255, np.uint8)
-        cv2.putText(frame, "42", (w // 3, h * 2 // 3), cv2.FONT_HERSHEY_SIMPLEX, h / 120, (0, 0, 0), max(2, h // 60))
-        self.recognizer.read(frame)
-        self.recognizer.classify(np.zeros((1, CROP, CROP), np.uint8))
+        except BrokenExecutor:
+            self.workers.restart(generation)
+            raise ApiError(500, "worker_died", "the worker process reading this request died (killed or crashed); "
+                           "new workers are starting: retry in a few seconds") from None
 
 
 def crops_from_request(req: ClassifyRequest, cfg: ServeConfig) -> np.ndarray:
@@ -362,32 +292,29 @@ def _model_file_info(path: Path | None) -> dict[str, Any]:
 
 
 def create_app(config: ServeConfig | None = None, model_path: str | Path | None = None, *,
-               recognizer: Any = None) -> FastAPI:
-    """The app. The model is loaded in `lifespan` from `model_path` (None: the shipped model), unless a
-    ready `recognizer` is given (tests); a warm-up read runs before /readyz answers ready."""
+               recognizer: Any = None, load: Callable[[], Any] | None = None) -> FastAPI:
+    """The app. In `lifespan` the workers start: with `cfg.worker_mode` "process" each worker process loads
+    the model at `model_path` (None: the shipped model), or calls `load` (picklable: it runs in the worker)
+    to get its reader; with "thread" the threads share `recognizer` (a ready one, as tests give) or the one
+    loaded here. Every worker reads once to warm up before /readyz answers ready."""
     cfg = config or ServeConfig()
+    if recognizer is not None and cfg.worker_mode == "process":
+        raise ValueError("a Recognizer object lives in this process, so its reads run on threads: use "
+                         "ServeConfig(worker_mode='thread'), or give worker processes a model path or `load`")
+    path = Path(model_path) if model_path is not None else None
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        rec = recognizer
-        path = Path(model_path) if model_path is not None else None
-        if rec is None:
-            from digitlens.recognizer import ReaderConfig, Recognizer, shipped_model_path
-
-            rec = await asyncio.to_thread(Recognizer.load, path, ReaderConfig(intra_op_threads=cfg.ort_threads))
-            path = path or shipped_model_path()
-        engine = Engine(cfg, rec, path)
+        engine = Engine(cfg, make_workers(cfg, recognizer, path, load))
         app.state.engine = engine
         app.state.model_info = _model_file_info(path)
         try:
-            await asyncio.get_running_loop().run_in_executor(engine.executor, engine.warm_up)
-            engine.ready = True
-            log.info("model loaded and warmed up; %d workers, at most %d requests in flight",
-                     cfg.workers, cfg.max_inflight)
+            await engine.workers.start()
+            log.info("model loaded and warmed up; %d worker %ses, at most %d requests in flight",
+                     cfg.workers, cfg.worker_mode, cfg.max_inflight)
             yield
         finally:
-            engine.ready = False
-            engine.executor.shutdown(wait=False, cancel_futures=True)
+            await engine.workers.close()
 
     # No /docs or /redoc: FastAPI's pages load Swagger/ReDoc from a CDN, and this server works offline.
     app = FastAPI(title="digitlens", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
@@ -422,8 +349,7 @@ def create_app(config: ServeConfig | None = None, model_path: str | Path | None 
     def engine_of(request: Request | WebSocket) -> Engine:
         engine = getattr(request.app.state, "engine", None)
         if engine is None or not engine.ready:
-            raise ApiError(503, "not_ready", "the model is still loading; retry shortly",
-                           headers={"Retry-After": str(cfg.retry_after_s)})
+            raise not_ready(cfg)
         return engine
 
     # ------------------------------------------------------------ page and probes
@@ -441,16 +367,20 @@ def create_app(config: ServeConfig | None = None, model_path: str | Path | None 
     @app.get("/readyz", summary="The model is loaded and warmed up",
              responses={503: {"model": ErrorBody, "description": "not ready yet"}})
     async def readyz(request: Request) -> dict[str, Any]:
+        engine = getattr(request.app.state, "engine", None)
+        if engine is not None:
+            engine.workers.check()  # a worker that died between requests is replaced now, not at the next read
         engine = engine_of(request)
-        return {"status": "ready", "workers": cfg.workers, "inflight": engine.gate.inflight,
-                "max_inflight": cfg.max_inflight}
+        return {"status": "ready", "workers": cfg.workers, "worker_mode": cfg.worker_mode,
+                "inflight": engine.gate.inflight, "max_inflight": cfg.max_inflight}
 
     # ------------------------------------------------------------ API
 
     @app.post("/api/read", summary="Read the digits and numbers in an image", openapi_extra=READ_BODY_DOC,
               responses=ERROR_RESPONSES, max_body_size=cfg.max_upload_bytes + cfg.multipart_overhead_bytes)
     async def read(request: Request, probabilities: bool = Query(
-            False, description="also give all ten digit probabilities per digit (`probabilities`, for charts)")):
+            False, description="also give `probabilities`: per digit, the reader's ten digit probabilities (for "
+                                "charts), or null from a reader that gives none")):
         engine = engine_of(request)
         engine.refuse_if_full()
         try:
@@ -459,8 +389,8 @@ def create_app(config: ServeConfig | None = None, model_path: str | Path | None 
             raise ApiError(408, "body_timeout", f"the upload took longer than {cfg.body_timeout_s:g} s") from None
         if not data:
             raise ApiError(400, "empty", f"{name}: no image data (empty body or file)")
-        result = await engine.run(engine.read_job, data, name, probabilities)
-        return JSONResponse(result)
+        # the worker sends the reading as JSON bytes: nothing to decode and encode again here
+        return Response(await engine.run(read_job, data, name, probabilities), media_type="application/json")
 
     async def _upload(request: Request) -> tuple[bytes, str]:
         """The image bytes of a POST /api/read (multipart field 'file', or the raw body) and a name for them."""
@@ -481,19 +411,19 @@ def create_app(config: ServeConfig | None = None, model_path: str | Path | None 
     async def classify(request: Request, payload: ClassifyRequest) -> dict[str, Any]:
         engine = engine_of(request)
         crops = crops_from_request(payload, cfg)
-        return await engine.run(engine.classify_job, crops)
+        return await engine.run(classify_job, crops)
 
     @app.get("/api/model", summary="The model's metadata, classes, MNIST test accuracy and the server's limits")
     async def model(request: Request) -> dict[str, Any]:
         engine = engine_of(request)
-        meta = dict(getattr(engine.recognizer, "metadata", {}) or {})
+        meta = dict(engine.workers.info.get("metadata") or {})
         info = dict(request.app.state.model_info)
         if meta.get("sha256"):
             info["sha256"] = meta["sha256"]
         if meta.get("path"):
             info["file"] = Path(str(meta["path"])).name
         meta.pop("path", None)  # the server's file system is nobody else's business
-        return {"version": __version__, "classes": [str(c) for c in engine.recognizer.classes],
+        return {"version": __version__, "classes": list(engine.workers.info["classes"]),
                 "mnist_test_accuracy": _test_accuracy(meta), **info, "metadata": meta, "limits": cfg.public()}
 
     @app.websocket("/api/stream")
@@ -549,7 +479,7 @@ def create_app(config: ServeConfig | None = None, model_path: str | Path | None 
                     continue
                 throttled = 0
                 try:
-                    reading = await engine.run(engine.stream_job, data, f"frame {frame_no}", tracker, now - start)
+                    reading = tracker.update(await engine.run(stream_job, data, f"frame {frame_no}"), now - start)
                 except ApiError as e:
                     if e.code == "too_many_pixels":
                         await ws.close(code=WS_TOO_BIG, reason=e.message[:120])

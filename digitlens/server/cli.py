@@ -6,11 +6,12 @@ import ipaddress
 import sys
 from pathlib import Path
 
-from digitlens.server.limits import MIB, ServeConfig
+from digitlens.server.limits import MIB, WORKER_MODES, ServeConfig
 
 HELP = """Web page and HTTP API: draw a digit, show the webcam, upload a photo, or call the API.
 
-Starts a FastAPI app on uvicorn. The model is loaded once and warmed up before /readyz answers ready.
+Starts a FastAPI app on uvicorn. Images are read by worker processes, one per core (--workers), each of
+which loads the model once and warms it up before /readyz answers ready.
 The page at / works offline (no external scripts, fonts or styles) and has three tabs: Draw, Camera and
 Upload. The API is described by its OpenAPI schema at /openapi.json:
   POST /api/read      an image (multipart field 'file', or the raw bytes) -> the JSON of `read --json`
@@ -37,7 +38,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--port", type=int, default=DEFAULTS.port, help="TCP port (default %(default)s)")
     p.add_argument("--model", type=Path, default=None, help="ONNX model file (default: the shipped model)")
     p.add_argument("--workers", type=int, default=DEFAULTS.workers,
-                   help="inference threads (default %(default)s: one per core)")
+                   help="reading processes, each with its own copy of the model (default %(default)s: one per "
+                        "usable core)")
+    p.add_argument("--worker-mode", choices=WORKER_MODES, default=DEFAULTS.worker_mode,
+                   help="'process': workers are processes and use every core; 'thread': threads of the server "
+                        "process, which share one model and (for the reader's Python parts) one core "
+                        "(default %(default)s)")
     p.add_argument("--max-inflight", type=int, default=DEFAULTS.max_inflight,
                    help="requests decoded/read at once; more get 503 with Retry-After (default %(default)s)")
     p.add_argument("--timeout", type=float, default=DEFAULTS.request_timeout_s,
@@ -61,7 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
     return ServeConfig(
-        host=args.host, port=args.port, workers=args.workers, max_inflight=args.max_inflight,
+        host=args.host, port=args.port, workers=args.workers, worker_mode=args.worker_mode,
+        max_inflight=args.max_inflight,
         request_timeout_s=args.timeout, body_timeout_s=args.body_timeout, max_upload_bytes=int(args.max_upload_mb * MIB),
         max_pixels=int(args.max_megapixels * 1e6),
         formats=tuple(f.strip().lower() for f in args.formats.split(",") if f.strip()),

@@ -12,10 +12,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 MIB = 1024 * 1024
+WORKER_MODES = ("process", "thread")
 
 
 def default_workers() -> int:
-    """Inference threads: one per core, since a reading is CPU-bound and ONNX Runtime releases the GIL."""
+    """Reading workers: one per usable core, since a reading is CPU-bound."""
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1))
 
 
@@ -23,7 +24,13 @@ def default_workers() -> int:
 class ServeConfig:
     host: str = "127.0.0.1"  # localhost only unless the user says otherwise
     port: int = 8000
-    workers: int = field(default_factory=default_workers)  # inference threads; CPU-bound, so one per core
+    workers: int = field(default_factory=default_workers)  # reading processes (or threads); CPU-bound: one per core
+    # "process": each worker a process with its own reader, so every core reads (threads of one process are
+    # serialised by the GIL in the reader's Python parts); "thread": one process, for tests and for an app
+    # built around a Recognizer object that already exists
+    worker_mode: str = "process"
+    worker_start_timeout_s: float = 120.0  # for every worker process to load and warm up (a busy machine is slow)
+    shutdown_grace_s: float = 5.0  # at shutdown, jobs still running get this long before their process is killed
     ort_threads: int = 1  # onnxruntime threads per read: the workers already keep every core busy
     max_inflight: int = 16  # requests decoding/reading at once (queued on the workers); past it: 503
     retry_after_s: int = 1  # Retry-After header of a 503: one reading takes tens of ms, so retry soon
@@ -49,8 +56,12 @@ class ServeConfig:
         for name in positive:
             if getattr(self, name) <= 0:
                 raise ValueError(f"ServeConfig.{name} must be positive, got {getattr(self, name)!r}")
-        if self.request_timeout_s <= 0 or self.body_timeout_s <= 0 or self.ws_max_fps <= 0:
-            raise ValueError("ServeConfig.request_timeout_s, body_timeout_s and ws_max_fps must be positive")
+        if self.request_timeout_s <= 0 or self.body_timeout_s <= 0 or self.ws_max_fps <= 0 \
+                or self.worker_start_timeout_s <= 0 or self.shutdown_grace_s < 0:
+            raise ValueError("ServeConfig.request_timeout_s, body_timeout_s, ws_max_fps and worker_start_timeout_s "
+                             "must be positive, shutdown_grace_s not negative")
+        if self.worker_mode not in WORKER_MODES:
+            raise ValueError(f"ServeConfig.worker_mode must be one of {WORKER_MODES}, got {self.worker_mode!r}")
         unknown = set(self.formats) - set(ServeConfig.__dataclass_fields__["formats"].default)
         if unknown:
             raise ValueError(f"ServeConfig.formats: unknown format(s) {sorted(unknown)}; "
@@ -64,7 +75,7 @@ class ServeConfig:
     def public(self) -> dict[str, Any]:
         """The limits a client may want to know (GET /api/model)."""
         d = asdict(self)
-        for private in ("host", "port", "log_level", "warmup_size"):
+        for private in ("host", "port", "log_level", "warmup_size", "worker_start_timeout_s", "shutdown_grace_s"):
             d.pop(private)
         d["formats"] = list(self.formats)
         return d
@@ -83,6 +94,10 @@ class ApiError(Exception):
     def body(self) -> dict[str, Any]:
         return {"error": self.message, "code": self.code, "status": self.status}
 
+    def __reduce__(self) -> tuple:
+        # raised in a worker process, it is pickled back to the server with all its fields
+        return (ApiError, (self.status, self.code, self.message, self.headers))
+
 
 def too_large(what: str, size: int, limit: int, option: str) -> ApiError:
     return ApiError(413, "too_large", f"{what} is {size} bytes or more; the limit is {limit} bytes ({option})")
@@ -93,7 +108,7 @@ class ConcurrencyGate:
 
     `asyncio.Semaphore` would queue waiters without bound; a 503 with Retry-After tells the client to
     come back instead, and keeps latency for the admitted requests flat. Thread-safe, because a slot is
-    released by the worker thread when the work really ends (a timed-out read still holds its core).
+    released from a pool thread when the work really ends (a timed-out read still holds its core).
     """
 
     def __init__(self, limit: int):

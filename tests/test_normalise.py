@@ -5,8 +5,8 @@ import cv2
 import numpy as np
 import pytest
 
-from digitlens.normalise import (NormaliseConfig, fit_mask, normalise_batch, normalise_mask, normalise_stroke,
-                                 stroke_width)
+from digitlens.normalise import (NormaliseConfig, fit_mask, ink_bounds, normalise_batch, normalise_mask,
+                                 normalise_stroke, stroke_width)
 
 CFG = NormaliseConfig()
 N_DIGITS = 200  # training digits, ten classes
@@ -143,3 +143,18 @@ def test_batch_matches_single(digits):
     assert out.shape == (6, 28, 28) and out.dtype == np.uint8
     for m, o in zip(masks, out):
         np.testing.assert_array_equal(o, normalise_mask(m))
+
+
+def test_ink_bounds_matches_nonzero_on_any_dtype():
+    rng = np.random.default_rng(3)
+    for shape in [(1, 1), (1, 5), (5, 1), (2, 7), (30, 40)]:
+        for density in (0.0, 0.02, 0.3):
+            mask = (rng.random(shape) < density).astype(np.uint8)
+            ys, xs = np.nonzero(mask)
+            want = None if len(xs) == 0 else (xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)
+            assert ink_bounds(mask) == want
+            assert ink_bounds(mask.astype(bool)) == want
+            assert ink_bounds(mask.astype(np.float32) * 255) == want
+    view = (rng.random((20, 30)) < 0.1).astype(np.uint8)[:, 5:12]  # a strided view, as split_mask passes
+    ys, xs = np.nonzero(view)
+    assert ink_bounds(view) == (xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1)

@@ -280,6 +280,14 @@ def _not_writing_shape(boxes: np.ndarray, frame: tuple[int, int], cfg: DetectCon
     return out
 
 
+def _label(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """cv2.connectedComponentsWithStats (8-connected) with 16-bit labels whenever they cannot overflow (each label
+    needs an ink pixel): on one thread it labels a 1280x720 frame ~3x faster than with 32-bit labels, and the
+    labels are the same. OpenCV raises on overflow, so masks with more ink than 16 bits can count get 32 bits."""
+    fits_16 = cv2.countNonZero(mask) <= np.iinfo(np.uint16).max
+    return cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_16U if fits_16 else cv2.CV_32S)
+
+
 def _union_box(stats: np.ndarray) -> tuple[int, int, int, int, int]:
     """Rows of connected-component stats (x, y, w, h, area) -> the (x, y, w, h, area) of their union."""
     x0, y0 = stats[:, 0].min(), stats[:, 1].min()
@@ -300,7 +308,7 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
     """Connected ink regions holding some strong ink, merged and filtered, each with its own mask
     (neighbours' ink excluded)."""
     h, w = mask.shape
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    n, labels, stats, _ = _label(mask)
     if n <= 1:
         return []
     pts = cv2.findNonZero(cv2.bitwise_and(strong, mask))  # strong ink is sparse: look up only its pixels

@@ -243,3 +243,14 @@ def test_read_cli_table_and_folder(tmp_path, mnist):
     assert proc.returncode == 0, proc.stderr
     rows = proc.stdout.splitlines()
     assert len(rows) == 2 and " 7 " in rows[0] and " 42 " in rows[1]
+
+
+def test_label_matches_32_bit_labels_and_survives_more_than_16_bits_of_regions():
+    rng = np.random.default_rng(5)
+    sparse = (rng.random((120, 160)) < 0.2).astype(np.uint8)
+    dots = np.zeros((720, 1280), np.uint8)
+    dots[::2, ::2] = 1  # 230,400 separate specks: more labels than 16 bits hold
+    for mask in (sparse, dots):
+        n, labels, stats, _ = detect._label(mask)
+        n32, labels32, stats32, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_32S)
+        assert n == n32 and np.array_equal(labels, labels32) and np.array_equal(stats, stats32)

@@ -50,6 +50,8 @@ class DetectConfig:
     step_edge_ratio: float = 0.75  # the paper on one side of a region is under 0.75 x as bright as on the other:
     # it is the edge of a page, a desk or a shadow, not a stroke (a stroke has paper on both sides)
     min_surround_contrast: float = 0.08  # ink must be 8% darker (or lighter, on boards) than the surface around it
+    loop_paper_frac: float = 0.5  # a loop (hole) must be at least half-way from the ink's brightness to the paper's:
+    # a dark blot larger than the background window leaves only its rim as "ink", a ring with a dark inside
 
 
 @dataclass(frozen=True)
@@ -258,7 +260,26 @@ def is_writing(grey: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int
     lo, hi = min(a, b), max(a, b)
     if lo < cfg.step_edge_ratio * max(hi, 1.0):
         return False
-    return ink <= (1.0 - cfg.min_surround_contrast) * lo
+    if ink > (1.0 - cfg.min_surround_contrast) * lo:
+        return False
+    loop = loop_brightness(grey, mask, box)
+    return loop is None or loop >= ink + cfg.loop_paper_frac * (lo - ink)
+
+
+def loop_brightness(grey: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int]) -> float | None:
+    """Median brightness inside the region's loops (background enclosed by its ink), None without loops.
+    Through the loop of a drawn 0 the paper shows; inside the rim of a blot the blot does."""
+    x, y, w, h = box
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(1 - mask, connectivity=4)
+    if n <= 2:
+        return None
+    bx, by, bw, bh = (stats[:, i] for i in range(4))
+    inner = (bx > 0) & (by > 0) & (bx + bw < w) & (by + bh < h)
+    inner[0] = False
+    if not inner.any():
+        return None
+    inside = grey[y:y + h, x:x + w][inner[labels]]
+    return float(np.median(inside)) if len(inside) >= 10 else None
 
 
 def _not_writing_shape(boxes: np.ndarray, frame: tuple[int, int], cfg: DetectConfig, piece: bool = False) -> np.ndarray:

@@ -70,3 +70,26 @@ def test_parallel_strokes_are_not_a_run_of_ones():
     ordered, numbers = drop_stroke_runs(*group_numbers(hatching + short_run + mixed), cfg)
     assert [n.text for n in numbers] == ["11", "11117"]
     assert len(ordered) == 7 and all(ordered[i] in short_run + mixed for n in numbers for i in n.digits)
+
+
+def test_loop_brightness_tells_a_drawn_ring_from_the_rim_of_a_blot():
+    from digitlens import detect
+    grey = np.full((120, 120), 220, np.uint8)
+    ring = np.zeros((120, 120), np.uint8)
+    cv2.circle(ring, (60, 60), 40, 1, 6)
+    x, y, w, h = cv2.boundingRect(ring)
+    drawn = np.where(ring > 0, 40, 220).astype(np.uint8)  # a 0 drawn on paper: the paper shows inside
+    blot = grey.copy()
+    cv2.circle(blot, (60, 60), 42, 40, -1)  # a filled blot whose rim alone was taken for ink
+    crop = ring[y:y + h, x:x + w]
+    assert detect.loop_brightness(drawn, crop, (x, y, w, h)) > 200
+    assert detect.loop_brightness(blot, crop, (x, y, w, h)) < 60
+    assert detect.loop_brightness(grey, np.ones((10, 10), np.uint8), (0, 0, 10, 10)) is None  # no loop
+
+
+def test_a_large_dark_blot_is_not_a_zero_and_a_drawn_zero_is(reader):
+    page = np.full((480, 640, 3), 225, np.uint8)
+    cv2.ellipse(page, (200, 240), (70, 55), 20, 0, 360, (45, 45, 45), -1)  # wider than the background window
+    cv2.ellipse(page, (470, 240), (30, 45), 0, 0, 360, (45, 45, 45), 7)
+    page = cv2.GaussianBlur(page, (5, 5), 1.0)
+    assert reader.read(page).text == "0"

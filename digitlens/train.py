@@ -41,7 +41,7 @@ class TrainConfig:
     ema_decay: float = 0.999  # weight averaging over ~1000 steps (two epochs); the exported weights
     augment: bool = True
     camera_fraction: float = 0.3  # share of digits re-rendered as camera crops (digitlens.synth)
-    negative_fraction: float = 0.15  # extra "not a digit" samples per epoch, relative to the digits
+    negative_fraction: float = 0.25  # extra "not a digit" samples per epoch, relative to the digits
     holdout: int = 5000  # training images held out for stopping and calibration (never the test split)
     limit: int = 0  # use only the first N training images (quick runs, tests); 0 = all
     seed: int = 0

@@ -42,6 +42,7 @@ class TrainConfig:
     augment: bool = True
     camera_fraction: float = 0.3  # share of digits re-rendered as camera crops (digitlens.synth)
     negative_fraction: float = 0.25  # extra "not a digit" samples per epoch, relative to the digits
+    calm_epochs: int = 3  # the last epochs use milder augmentation and half the camera crops (augment.calm)
     holdout: int = 5000  # training images held out for stopping and calibration (never the test split)
     limit: int = 0  # use only the first N training images (quick runs, tests); 0 = all
     seed: int = 0
@@ -61,7 +62,7 @@ class TrainConfig:
             # The seed's Keras example: Adadelta at lr 1.0 (TF2's default 0.001 is why it falls to 84%), batch 128, 12 epochs.
             base = TrainConfig(arch="seed", epochs=12, batch_size=128, optimizer="adadelta", lr=1.0, warmup_epochs=0,
                                weight_decay=0.0, label_smoothing=0.0, ema_decay=0.0, augment=False, camera_fraction=0.0,
-                               negative_fraction=0.0)
+                               negative_fraction=0.0, calm_epochs=0)
         elif arch in nets.ARCHS:
             base = TrainConfig(arch=arch)
         else:
@@ -190,6 +191,11 @@ def split(mnist: Mnist, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.nd
     return x[train], y[train], x[held], y[held]
 
 
+def is_calm(cfg: TrainConfig, epoch: int) -> bool:
+    """Epoch (0-based) is one of the last `calm_epochs`."""
+    return epoch >= cfg.epochs - cfg.calm_epochs
+
+
 def epoch_batches(cfg: TrainConfig, x: np.ndarray, y: np.ndarray, epoch: int, num_classes: int):
     """Yield (images uint8 tensor, labels) for one epoch, reproducible from (seed, epoch) alone."""
     gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch)
@@ -203,7 +209,7 @@ def epoch_batches(cfg: TrainConfig, x: np.ndarray, y: np.ndarray, epoch: int, nu
         images = x[digits]
         labels = y[digits].astype(np.int64)
         if cfg.camera_fraction > 0 and len(digits):
-            pick = rng.random(len(digits)) < cfg.camera_fraction
+            pick = rng.random(len(digits)) < cfg.camera_fraction * (0.5 if is_calm(cfg, epoch) else 1.0)
             if pick.any():
                 images = images.copy()
                 images[pick] = synth.camera_digits(images[pick], rng)
@@ -291,6 +297,7 @@ def train(mnist: Mnist, cfg: TrainConfig, out_dir: Path, resume: bool = False,
     x_tr, y_tr, x_ho, y_ho = split(mnist, cfg)
     x_te, y_te = mnist.x_test, mnist.y_test
     augment_cfg = aug.AugmentConfig()
+    calm_cfg = aug.calm(augment_cfg)
     n_neg = int(len(x_tr) * cfg.negative_fraction) if num_classes > 10 else 0
     steps_per_epoch = math.ceil((len(x_tr) + n_neg) / cfg.batch_size)
     eval_model, _ = nets.build(cfg.arch)
@@ -330,7 +337,8 @@ def train(mnist: Mnist, cfg: TrainConfig, out_dir: Path, resume: bool = False,
         for i, (images, labels) in enumerate(epoch_batches(cfg, x_tr, y_tr, epoch, num_classes)):
             x = images.to(device).float().div_(255)
             if cfg.augment:
-                x = aug.augment(x.cpu(), augment_cfg, gen).to(device) if device.type != "cpu" else aug.augment(x, augment_cfg, gen)
+                acfg = calm_cfg if is_calm(cfg, epoch) else augment_cfg
+                x = aug.augment(x.cpu(), acfg, gen).to(device) if device.type != "cpu" else aug.augment(x, acfg, gen)
             labels = labels.to(device)
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, state.step, steps_per_epoch)

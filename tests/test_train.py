@@ -363,3 +363,17 @@ def test_augment_moves_ink_by_the_configured_amount(core_mnist):
     moved = (com(out) - com(x)).abs()
     assert float(moved.max()) <= 2.0 + 0.3
     assert float(moved.mean()) > 0.5
+
+
+def test_calm_epochs_are_the_last_ones_and_milder(core_mnist):
+    from digitlens.train import is_calm
+    cfg = TrainConfig.recipe("lens", epochs=10, calm_epochs=3)
+    assert [e for e in range(10) if is_calm(cfg, e)] == [7, 8, 9]
+    assert not any(is_calm(TrainConfig.recipe("seed"), e) for e in range(12))
+    full = augment.AugmentConfig()
+    mild = augment.calm(full)
+    assert mild.rotate_deg < full.rotate_deg and mild.shear < full.shear and mild.elastic_p < full.elastic_p
+    assert full.scale[0] < mild.scale[0] < 1 < mild.scale[1] < full.scale[1]
+    x = _batch(core_mnist)
+    moved = [float((augment.augment(x, c, torch.Generator().manual_seed(1)) - x).abs().mean()) for c in (full, mild)]
+    assert moved[1] < moved[0]  # the same draws, smaller changes

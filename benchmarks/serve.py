@@ -1,14 +1,17 @@
 """Benchmark `digitlens serve`: HTTP latency, WebSocket readings/s, overload behaviour and memory.
 
 Starts the real server (`python -m digitlens.server.cli`, the code behind `digitlens serve`) in a
-subprocess on a free localhost port, then:
+subprocess on a free localhost port; it reads in worker processes, one per core (--worker-mode and
+--workers here pass other settings on to it). Then:
   1. POST /api/read with a 640x480 JPEG photo-like scene of handwritten digits from 8 concurrent clients
      (keep-alive connections): latency p50/p90/p99, errors. The same image read in-process without
-     the server gives the reader's own time, so the server's overhead is the difference.
+     the server gives the reader's own time, so the server's overhead is the difference (HTTP, multipart,
+     the hop to a worker process and back), measured with 1 client at a time.
   2. WS /api/stream with 4 clients at 640x480, each sending the next frame when a reading comes back:
      readings per second per client.
   3. A second server with --max-inflight B receives 2B concurrent clients: how many are served, how
-     fast the excess gets its 503, and the server's RSS before, at the peak and after the load.
+     fast the excess gets its 503, and the RSS of the server and its worker processes together before,
+     at the peak and after the load.
 Writes benchmarks/results/serve-<host>.json (or --out) with machine info and the command line.
 
     .venv/bin/python benchmarks/serve.py            # full run (about a minute)
@@ -119,9 +122,17 @@ class Server:
         raise RuntimeError("server did not become ready in 120 s")
 
     def rss_mb(self) -> float:
+        """The server process and its worker processes together (each worker holds its own model)."""
         import psutil
 
-        return psutil.Process(self.proc.pid).memory_info().rss / 2**20
+        server = psutil.Process(self.proc.pid)
+        total = 0
+        for proc in [server, *server.children(recursive=True)]:
+            try:
+                total += proc.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+        return total / 2**20
 
     def __exit__(self, *exc) -> None:
         self.proc.terminate()
@@ -333,6 +344,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--bound", type=int, default=4, help="--max-inflight of the overload server (default %(default)s)")
     p.add_argument("--overload-seconds", type=float, default=6.0)
     p.add_argument("--model", type=Path, default=None, help="ONNX model (default: the shipped model)")
+    p.add_argument("--workers", type=int, default=None, help="the server's --workers (default: its own, one per core)")
+    p.add_argument("--worker-mode", choices=("process", "thread"), default=None,
+                   help="the server's --worker-mode (default: its own, process)")
     p.add_argument("--quick", action="store_true", help="a few seconds in all: a smoke test, not a measurement")
     p.add_argument("--out", type=Path, default=None, help="result file (default benchmarks/results/serve-<host>.json)")
     args = p.parse_args(argv)
@@ -346,11 +360,14 @@ def main(argv: list[str] | None = None) -> int:
     cv2.imwrite(str(RESULTS / "serve-scene.jpg"), scenes[0][0], [cv2.IMWRITE_JPEG_QUALITY, 85])
     numbers = [n for _, n in scenes]
     print(f"{len(jpegs)} scenes 640x480, {statistics.mean(map(len, jpegs)):.0f} bytes on average", file=sys.stderr)
-    model_opt = ["--model", str(args.model)] if args.model else []
+    model_opt = ["--model", str(args.model)] if args.model else []  # and the worker settings: both servers
+    model_opt += ["--workers", str(args.workers)] if args.workers else []
+    model_opt += ["--worker-mode", args.worker_mode] if args.worker_mode else []
     direct = direct_read_ms(jpegs, 16 if args.quick else 48, args.model)
     print(f"reader alone: p50 {direct['p50']} ms", file=sys.stderr)
     with Server(model_opt) as srv:
         model = __import__("httpx").get(srv.url + "/api/model").json()
+        ready = __import__("httpx").get(srv.url + "/readyz").json()
         single = http_clients(srv.url, jpegs, 1, args.requests)
         print(f"HTTP 1 client: {single['latency_ms']}", file=sys.stderr)
         http = http_clients(srv.url, jpegs, args.clients, args.requests)
@@ -380,11 +397,12 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "serve", "quick": args.quick, "command": [sys.executable, *sys.argv],
         "server_command": server_cmd, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": machine_info(), "model": {k: model.get(k) for k in ("file", "sha256", "mnist_test_accuracy")},
+        "server_workers": {"mode": ready.get("worker_mode", "thread"), "count": ready.get("workers")},
         "scenes": {"count": len(jpegs), "size": "640x480", "jpeg_bytes_mean": round(statistics.mean(map(len, jpegs))),
                    "numbers": numbers, "first": "serve-scene.jpg"},
         "reader_alone_ms": direct,
-        # one client at a time: what the server adds to a reading (HTTP, multipart, decode, JSON, the hop
-        # to a worker thread); with 8 clients on 2 cores the rest is waiting for a core
+        # one client at a time: what the server adds to a reading (HTTP, multipart, the hop to a worker
+        # and back, JSON); with 8 clients on 2 cores the rest is waiting for a core
         "server_overhead_p50_ms": round(single["latency_ms"]["p50"] - direct["p50"], 2),
         "http_read_1_client": single, "http_read": http, "ws_stream": ws, "overload": over,
         "targets": asdict(targets), "checks": checks, "all_met": all(checks.values()),

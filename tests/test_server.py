@@ -601,6 +601,9 @@ def test_cli_options_make_the_config():
     cfg = config_from_args(args)
     assert (cfg.host, cfg.port, cfg.max_upload_bytes, cfg.max_inflight, cfg.formats) == \
         ("127.0.0.1", 9001, 2 * 1024 * 1024, 3, ("png", "jpeg"))
+    assert (cfg.worker_mode, cfg.workers) == ("process", ServeConfig().workers)
+    cfg = config_from_args(p.parse_args(["--workers", "3", "--worker-mode", "thread", "--worker-nice", "0"]))
+    assert (cfg.workers, cfg.worker_mode, cfg.worker_nice) == (3, "thread", 0)
     assert run(p.parse_args(["--model", "/nonexistent/model.onnx"])) == 2
 
 
@@ -727,6 +730,8 @@ def test_process_workers_read_classify_and_stream(server_real_recognizer, server
         pids = app.state.engine.workers.pids()
         assert len(set(pids)) == 2 and os.getpid() not in pids
         assert set(pids) <= {c.pid for c in psutil.Process().children()}, "the workers are this server's processes"
+        # the workers yield a core to the server process, whose work (HTTP, 503s) is short
+        assert [psutil.Process(p).nice() for p in pids] == [min(19, os.nice(0) + ServeConfig().worker_nice)] * 2
         ready = httpx.get(srv.url + "/readyz").json()
         assert (ready["status"], ready["worker_mode"], ready["workers"]) == ("ready", "process", 2)
 

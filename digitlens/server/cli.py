@@ -44,6 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="'process': workers are processes and use every core; 'thread': threads of the server "
                         "process, which share one model and (for the reader's Python parts) one core "
                         "(default %(default)s)")
+    p.add_argument("--worker-nice", type=int, default=DEFAULTS.worker_nice,
+                   help="niceness added to the worker processes, so that the server process (HTTP, 503s, probes) "
+                        "gets a core at once; 0 where other programs share the machine's cores (default %(default)s)")
     p.add_argument("--max-inflight", type=int, default=DEFAULTS.max_inflight,
                    help="requests decoded/read at once; more get 503 with Retry-After (default %(default)s)")
     p.add_argument("--timeout", type=float, default=DEFAULTS.request_timeout_s,
@@ -67,7 +70,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(args: argparse.Namespace) -> ServeConfig:
     return ServeConfig(
-        host=args.host, port=args.port, workers=args.workers, worker_mode=args.worker_mode,
+        host=args.host, port=args.port, workers=args.workers, worker_mode=args.worker_mode, worker_nice=args.worker_nice,
         max_inflight=args.max_inflight,
         request_timeout_s=args.timeout, body_timeout_s=args.body_timeout, max_upload_bytes=int(args.max_upload_mb * MIB),
         max_pixels=int(args.max_megapixels * 1e6),

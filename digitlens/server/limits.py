@@ -29,6 +29,9 @@ class ServeConfig:
     # serialised by the GIL in the reader's Python parts); "thread": one process, for tests and for an app
     # built around a Recognizer object that already exists
     worker_mode: str = "process"
+    # niceness added to each worker process: the server process's work is short and waits on nobody (HTTP,
+    # 503s past the gate, probes, WebSocket I/O), so it gets a core at once and the workers take the rest
+    worker_nice: int = 5
     worker_start_timeout_s: float = 120.0  # for every worker process to load and warm up (a busy machine is slow)
     shutdown_grace_s: float = 5.0  # at shutdown, jobs still running get this long before their process is killed
     ort_threads: int = 1  # onnxruntime threads per read: the workers already keep every core busy
@@ -60,6 +63,8 @@ class ServeConfig:
                 or self.worker_start_timeout_s <= 0 or self.shutdown_grace_s < 0:
             raise ValueError("ServeConfig.request_timeout_s, body_timeout_s, ws_max_fps and worker_start_timeout_s "
                              "must be positive, shutdown_grace_s not negative")
+        if not 0 <= self.worker_nice <= 19:
+            raise ValueError(f"ServeConfig.worker_nice must be 0..19, got {self.worker_nice}")
         if self.worker_mode not in WORKER_MODES:
             raise ValueError(f"ServeConfig.worker_mode must be one of {WORKER_MODES}, got {self.worker_mode!r}")
         unknown = set(self.formats) - set(ServeConfig.__dataclass_fields__["formats"].default)
@@ -75,7 +80,8 @@ class ServeConfig:
     def public(self) -> dict[str, Any]:
         """The limits a client may want to know (GET /api/model)."""
         d = asdict(self)
-        for private in ("host", "port", "log_level", "warmup_size", "worker_start_timeout_s", "shutdown_grace_s"):
+        for private in ("host", "port", "log_level", "warmup_size", "worker_nice", "worker_start_timeout_s",
+                        "shutdown_grace_s"):
             d.pop(private)
         d["formats"] = list(self.formats)
         return d

@@ -207,6 +207,8 @@ def _start_worker(load: Callable[[], Any], cfg: ServeConfig, reports: Any, go: A
         reports.put(("error", os.getpid(), f"{type(e).__name__}: {e}"))
         raise
     _CONTEXT = context
+    if cfg.worker_nice:  # after loading, which should not wait behind the other workers' reads (a restart)
+        os.nice(cfg.worker_nice)
     reports.put(("ready", os.getpid(), info))
     go.wait(cfg.worker_start_timeout_s)
 

@@ -671,8 +671,26 @@ def _slow_on_cue_reader() -> _SlowOnCue:
     return _SlowOnCue()
 
 
+def _unloadable_reader():
+    raise ValueError("no model at /nowhere/model.onnx")
+
+
 def _model_path():
     return os.environ.get("DIGITLENS_TEST_MODEL")  # None: the shipped model
+
+
+def _worker_processes(parent) -> list:
+    """The running multiprocessing children of `parent` (a psutil.Process)."""
+    import psutil
+
+    found = []
+    for child in parent.children(recursive=True):
+        try:
+            if "spawn_main" in " ".join(child.cmdline()) and _running(child):
+                found.append(child)
+        except psutil.Error:
+            pass
+    return found
 
 
 def _running(proc) -> bool:
@@ -798,6 +816,19 @@ def test_a_killed_worker_fails_its_request_and_is_replaced(slow_start_server):
     assert not srv.thread.is_alive() and not [p for p in third if psutil.pid_exists(p)]
 
 
+def test_a_model_that_does_not_load_stops_the_start_up():
+    import psutil
+
+    app = create_app(ServeConfig(workers=2), load=_unloadable_reader)
+    with pytest.raises(RuntimeError, match="could not load the model: ValueError: no model at /nowhere/model.onnx"):
+        with TestClient(app):
+            pass
+    deadline = time.monotonic() + START_S
+    while _worker_processes(psutil.Process()) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _worker_processes(psutil.Process()), "the workers of the failed start are gone"
+
+
 @pytest.mark.parametrize("stop", ["ctrl-c", "kill-9"])
 def test_cli_server_leaves_no_worker_processes(stop, tmp_path):
     """Ctrl-C (SIGINT to the whole process group, as a terminal sends it) stops the server and its workers
@@ -828,8 +859,7 @@ def test_cli_server_leaves_no_worker_processes(stop, tmp_path):
                 pass
             time.sleep(0.2)
         children = psutil.Process(proc.pid).children(recursive=True)
-        workers = [c for c in children if "spawn_main" in " ".join(c.cmdline())]
-        assert len(workers) == 2, [c.cmdline() for c in children]
+        assert len(_worker_processes(psutil.Process(proc.pid))) == 2
         if stop == "ctrl-c":
             os.killpg(proc.pid, signal.SIGINT)
             assert proc.wait(120) == 0, log.read_text()
@@ -840,7 +870,7 @@ def test_cli_server_leaves_no_worker_processes(stop, tmp_path):
         deadline = time.monotonic() + 60
         while [c for c in children if _running(c)] and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not [c.cmdline() for c in children if _running(c)], "processes left behind"
+        assert not [c.pid for c in children if _running(c)], "processes left behind"
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

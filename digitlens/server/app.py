@@ -32,8 +32,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from digitlens import __version__
 from digitlens.server.limits import ApiError, ConcurrencyGate, ServeConfig, TokenBucket
-from digitlens.server.workers import (CROP, ProcessWorkers, ThreadWorkers, WorkersLost, classify_job, decode_checked,
-                                      make_workers, read_job, stream_job)
+from digitlens.server.workers import (CROP, ProcessWorkers, ThreadWorkers, WorkersLost, check_mode, classify_job,
+                                      decode_checked, make_workers, read_job, stream_job)
 
 log = logging.getLogger("digitlens.server")
 STATIC_DIR = Path(__file__).parent / "static"
@@ -298,9 +298,7 @@ def create_app(config: ServeConfig | None = None, model_path: str | Path | None 
     to get its reader; with "thread" the threads share `recognizer` (a ready one, as tests give) or the one
     loaded here. Every worker reads once to warm up before /readyz answers ready."""
     cfg = config or ServeConfig()
-    if recognizer is not None and cfg.worker_mode == "process":
-        raise ValueError("a Recognizer object lives in this process, so its reads run on threads: use "
-                         "ServeConfig(worker_mode='thread'), or give worker processes a model path or `load`")
+    check_mode(cfg, recognizer)  # now, not when the app starts
     path = Path(model_path) if model_path is not None else None
 
     @asynccontextmanager

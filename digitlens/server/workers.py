@@ -203,11 +203,11 @@ def _start_worker(load: Callable[[], Any], cfg: ServeConfig, reports: Any, go: A
     try:
         context = WorkerContext(load(), cfg)
         info = warm_up(context)
-    except BaseException as e:
+    except Exception as e:  # the server says it, in one line, and stops the pool; jobs here would fail
         reports.put(("error", os.getpid(), f"{type(e).__name__}: {e}"))
-        raise
+        return
     _CONTEXT = context
-    if cfg.worker_nice:  # after loading, which should not wait behind the other workers' reads (a restart)
+    if cfg.worker_nice and hasattr(os, "nice"):  # after loading, which must not wait behind other workers' reads
         os.nice(cfg.worker_nice)
     reports.put(("ready", os.getpid(), info))
     go.wait(cfg.worker_start_timeout_s)
@@ -370,7 +370,7 @@ class ProcessWorkers:
                 log.warning("worker process %d has not stopped %g s after shutdown; killing it", pid,
                             self.cfg.shutdown_grace_s)
                 try:
-                    os.kill(pid, signal.SIGKILL)
+                    os.kill(pid, getattr(signal, "SIGKILL", signal.SIGTERM))
                 except ProcessLookupError:
                     pass
         executor.shutdown(wait=True)  # joins the pool's threads and reaps its processes
@@ -387,14 +387,19 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def check_mode(cfg: ServeConfig, recognizer: Any) -> None:
+    """A ready Recognizer object cannot go to other processes: it asks for thread workers."""
+    if recognizer is not None and cfg.worker_mode != "thread":
+        raise ValueError("a Recognizer object lives in this process, so its reads run on threads: use "
+                         "ServeConfig(worker_mode='thread'), or give worker processes a model path or `load`")
+
+
 def make_workers(cfg: ServeConfig, recognizer: Any = None, model_path: Path | None = None,
                  load: Callable[[], Any] | None = None) -> ThreadWorkers | ProcessWorkers:
     """The workers `cfg.worker_mode` asks for. Threads share `recognizer` (loaded here if None); processes
     each call `load` (default: `load_recognizer(model_path, cfg.ort_threads)`), which must pickle."""
+    check_mode(cfg, recognizer)
     if cfg.worker_mode == "process":
-        if recognizer is not None:
-            raise ValueError("a Recognizer object lives in this process, so its reads run on threads: use "
-                             "ServeConfig(worker_mode='thread'), or give worker processes a model path or `load`")
         return ProcessWorkers(cfg, load or functools.partial(load_recognizer, model_path, cfg.ort_threads))
     if recognizer is not None:
         return ThreadWorkers(cfg, recognizer=recognizer)

@@ -15,7 +15,9 @@ import numpy as np
 class DetectConfig:
     max_side: int = 1280  # larger frames are processed at this long side (boxes are mapped back)
     background_scale: int = 4  # the paper's brightness is estimated at 1/4 resolution ...
-    background_kernel_frac: float = 0.06  # ... with a closing this wide (fraction of the long side): wider than any stroke
+    background_kernel_frac: float = 0.10  # ... with a median this wide (fraction of the long side): strokes up to
+    # half as wide stay ink. 0.06 took the middle of a marker stroke held close to a webcam (a digit half the
+    # frame's height) for paper; wider windows follow the edges of shadows less closely
     polarity: str = "both"  # "dark" ink on light paper, "light" ink on dark boards, or "both"
     light_max_background: int = 130  # light ink is looked for only on surfaces darker than this (boards, slates):
     # around dark blots on white paper the paper itself would read as light ink

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import socket
 import statistics
@@ -405,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         # and back, JSON); with 8 clients on 2 cores the rest is waiting for a core
         "server_overhead_p50_ms": round(single["latency_ms"]["p50"] - direct["p50"], 2),
         "http_read_1_client": single, "http_read": http, "ws_stream": ws, "overload": over,
+        "load_avg_at_end": [round(v, 2) for v in os.getloadavg()],  # this run's own load, and anyone else's
         "targets": asdict(targets), "checks": checks, "all_met": all(checks.values()),
     }
     out = args.out or RESULTS / f"serve-{platform.node() or 'host'}{'-quick' if args.quick else ''}.json"

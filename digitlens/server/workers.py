@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import queue
 import signal
 import threading
 import time
@@ -174,7 +175,7 @@ class ThreadWorkers:
         """Threads do not die on their own: nothing to check."""
 
     def restart(self, generation: int) -> None:
-        raise RuntimeError("thread workers are never restarted")  # BrokenProcessPool comes only from processes
+        """Threads are never replaced (a broken pool comes only from processes)."""
 
     def pids(self) -> list[int]:
         return []
@@ -253,7 +254,7 @@ class ProcessWorkers:
     def __init__(self, cfg: ServeConfig, load: Callable[[], Any]):
         self.cfg = cfg
         self.load = load  # picklable: it runs in each worker process
-        self.context = multiprocessing.get_context("spawn")
+        self.mp_context = multiprocessing.get_context("spawn")
         self.info: dict[str, Any] = {}
         self.ready = False
         self.generation = 0  # which pool; a failure of an older pool's job does not restart the new one
@@ -264,8 +265,8 @@ class ProcessWorkers:
 
     async def start(self) -> None:
         """Start a pool and return once every worker has loaded its reader and warmed it up."""
-        reports, go = self.context.Queue(), self.context.Event()
-        executor = ProcessPoolExecutor(self.cfg.workers, mp_context=self.context, initializer=_start_worker,
+        reports, go = self.mp_context.Queue(), self.mp_context.Event()
+        executor = ProcessPoolExecutor(self.cfg.workers, mp_context=self.mp_context, initializer=_start_worker,
                                        initargs=(self.load, self.cfg, reports, go))
         self.executor = executor
         self.generation += 1
@@ -284,8 +285,6 @@ class ProcessWorkers:
         self.ready = True
 
     def _wait_reports(self, reports: Any, spawns: list[Future]) -> list[tuple[int, dict[str, Any]]]:
-        import queue
-
         found: list[tuple[int, dict[str, Any]]] = []
         deadline = time.monotonic() + self.cfg.worker_start_timeout_s
         while len(found) < self.cfg.workers:

@@ -1,8 +1,8 @@
 """Benchmark `digitlens serve`: HTTP latency, WebSocket readings/s, overload behaviour and memory.
 
 Starts the real server (`python -m digitlens.server.cli`, the code behind `digitlens serve`) in a
-subprocess on a free localhost port; it reads in worker processes, one per core (--worker-mode and
---workers here pass other settings on to it). Then:
+subprocess on a free localhost port; it reads in worker processes, one per core (--worker-mode,
+--workers and --worker-nice here pass other settings on to it). Then:
   1. POST /api/read with a 640x480 JPEG photo-like scene of handwritten digits from 8 concurrent clients
      (keep-alive connections): latency p50/p90/p99, errors. The same image read in-process without
      the server gives the reader's own time, so the server's overhead is the difference (HTTP, multipart,
@@ -105,6 +105,7 @@ class Server:
         self.cmd = [sys.executable, "-m", "digitlens.server.cli", "--port", str(self.port), "--log-level", "warning",
                     *options]
         self.proc: subprocess.Popen | None = None
+        self.processes: list | None = None  # psutil.Process of the server and its workers, once it is ready
 
     def __enter__(self) -> "Server":
         import httpx
@@ -126,9 +127,11 @@ class Server:
         """The server process and its worker processes together (each worker holds its own model)."""
         import psutil
 
-        server = psutil.Process(self.proc.pid)
+        if self.processes is None:  # once: finding children scans every process, too slow for the sampler
+            server = psutil.Process(self.proc.pid)
+            self.processes = [server, *server.children(recursive=True)]
         total = 0
-        for proc in [server, *server.children(recursive=True)]:
+        for proc in self.processes:
             try:
                 total += proc.memory_info().rss
             except psutil.NoSuchProcess:
@@ -348,12 +351,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=None, help="the server's --workers (default: its own, one per core)")
     p.add_argument("--worker-mode", choices=("process", "thread"), default=None,
                    help="the server's --worker-mode (default: its own, process)")
+    p.add_argument("--worker-nice", type=int, default=None, help="the server's --worker-nice (default: its own)")
     p.add_argument("--quick", action="store_true", help="a few seconds in all: a smoke test, not a measurement")
     p.add_argument("--out", type=Path, default=None, help="result file (default benchmarks/results/serve-<host>.json)")
     args = p.parse_args(argv)
     if args.quick:
         args.requests, args.ws_seconds, args.overload_seconds = 5, 2.0, 2.0
     targets = Targets()
+    machine = machine_info()  # now, so that its load average is the one at the start
     scenes = [scene(seed) for seed in range(8)]
     jpegs = [cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])[1].tobytes() for img, _ in scenes]
     jpeg = jpegs[0]
@@ -364,6 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     model_opt = ["--model", str(args.model)] if args.model else []  # and the worker settings: both servers
     model_opt += ["--workers", str(args.workers)] if args.workers else []
     model_opt += ["--worker-mode", args.worker_mode] if args.worker_mode else []
+    model_opt += ["--worker-nice", str(args.worker_nice)] if args.worker_nice is not None else []
     direct = direct_read_ms(jpegs, 16 if args.quick else 48, args.model)
     print(f"reader alone: p50 {direct['p50']} ms", file=sys.stderr)
     with Server(model_opt) as srv:
@@ -397,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "benchmark": "serve", "quick": args.quick, "command": [sys.executable, *sys.argv],
         "server_command": server_cmd, "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": machine_info(), "model": {k: model.get(k) for k in ("file", "sha256", "mnist_test_accuracy")},
+        "machine": machine, "model": {k: model.get(k) for k in ("file", "sha256", "mnist_test_accuracy")},
         "server_workers": {"mode": ready.get("worker_mode", "thread"), "count": ready.get("workers")},
         "scenes": {"count": len(jpegs), "size": "640x480", "jpeg_bytes_mean": round(statistics.mean(map(len, jpegs))),
                    "numbers": numbers, "first": "serve-scene.jpg"},

@@ -3,22 +3,13 @@ from __future__ import annotations
 
 import datetime
 import os
-import platform
 import subprocess
 from pathlib import Path
 from typing import Any
 
+from digitlens import sysinfo
+
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def machine_info() -> dict[str, Any]:
@@ -31,9 +22,7 @@ def machine_info() -> dict[str, Any]:
                                 timeout=5).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         commit = ""
-    return {"cpu": cpu_model(), "cores": os.cpu_count(),
-            "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "python": platform.python_version(), "platform": platform.platform(), "opencv": cv2.__version__,
+    return {**sysinfo.machine_info(), "opencv": cv2.__version__,
             "onnxruntime": onnxruntime.__version__, "git_commit": commit,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "load_avg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}

@@ -93,7 +93,7 @@ def live_section() -> list[str]:
         return []
     m, met = d["summary"], d["targets_met"]
     load_avg = (d["machine"].get("load_avg_at_start") or d["machine"].get("load_avg_1_5_15min") or [None])[0]
-    return [f"### Live video (`python benchmarks/live.py`, `live-640x480.json`)", "",
+    return ["### Live video (`python benchmarks/live.py`, `live-640x480.json`)", "",
             "Generated 640x480 clips at 30 fps of MNIST test digits (20 in view) that pan, zoom, tilt and shake; "
             "window off; capture, read, track and draw end to end"
             + (f" (load average {load_avg:.1f} when it started)." if load_avg is not None else "."), "",

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -21,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from digitlens import augment as aug
-from digitlens import modelfile, nets, synth
+from digitlens import modelfile, nets, synth, sysinfo
 from digitlens.data import Mnist
 
 TTA_LEVELS = (0.99, 0.995, 0.997)
@@ -85,16 +84,7 @@ class TrainState:
 
 
 def machine_info() -> dict[str, Any]:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    info = {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "torch": torch.__version__,
-            "platform": platform.platform()}
+    info = {**sysinfo.machine_info(), "torch": torch.__version__}
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

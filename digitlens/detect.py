@@ -26,7 +26,8 @@ class DetectConfig:
     high_contrast: float = 0.22  # a stroke must somewhere be 22% darker than its paper ...
     low_contrast: float = 0.11  # ... and extends wherever it is 11% darker (hysteresis keeps faint ends)
     line_length_frac: float = 0.12  # horizontal ink runs longer than this fraction of the width are ruled lines
-    vline_length_frac: float = 0.33  # vertical runs this long (fraction of the height) are lines: a "1" is shorter
+    vline_length_frac: float = 0.5  # vertical runs this long (fraction of the height) are lines: a "1" is shorter,
+    # even held close to the camera (thinner, shorter lines go by the rim test below)
     line_slant_px: int = 3  # lines are searched after a 3 px (half-resolution) smear across them, so lines
     # tilted by perspective (up to ~5 degrees over the run length) still hold a straight run
     line_span_frac: float = 0.4  # ... and only lines spanning 40% of the frame count (a drawn box's side is writing)
@@ -40,7 +41,9 @@ class DetectConfig:
     border_margin_frac: float = 0.02  # "touching the frame" means within 2% of its size of an edge
     border_max_aspect: float = 2.5  # a thin region at the frame's edge is a rim or a digit cut in half: unreadable
     rim_aspect: float = 5.0  # a straight region this thin ...
-    rim_length_frac: float = 0.25  # ... and longer than a quarter of the frame is the rim of a page, not a "1"
+    rim_length_frac: float = 0.25  # ... and longer than a quarter of the frame is the rim of a page or a margin line,
+    rim_thin_aspect: float = 25.0  # ... if it is also this thin (a pen's "1" held close to the camera is thicker) ...
+    rim_long_frac: float = 0.5  # ... or longer than half the frame, whatever its width
     merge_overlap: float = 0.5  # merge pieces overlapping in x by half the narrower's width ...
     merge_gap: float = 0.35  # ... whose vertical gap is under 0.35 of the taller's (or the typical) height ...
     merge_growth: float = 1.5  # ... if the merged height stays under 1.5 x the taller's (not two lines)
@@ -299,7 +302,9 @@ def _not_writing_shape(boxes: np.ndarray, frame: tuple[int, int], cfg: DetectCon
     aspect = np.maximum(bw, bh) / np.maximum(1, np.minimum(bw, bh))
     long_ = (bh > cfg.border_long_frac * h) | (bw > cfg.border_long_frac * w)
     out |= touches & (long_ | (aspect > cfg.border_max_aspect))
-    out |= (aspect > cfg.rim_aspect) & ((bh > cfg.rim_length_frac * h) | (bw > cfg.rim_length_frac * w))
+    longer = (bh > cfg.rim_length_frac * h) | (bw > cfg.rim_length_frac * w)
+    longest = (bh > cfg.rim_long_frac * h) | (bw > cfg.rim_long_frac * w)
+    out |= (aspect > cfg.rim_aspect) & ((longer & (aspect > cfg.rim_thin_aspect)) | longest)
     return out
 
 

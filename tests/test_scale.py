@@ -45,3 +45,17 @@ def test_a_digit_filling_most_of_the_frame_is_read(reader, mnist, frac):
         if text != str(int(mnist.y_test[idx])):
             wrong.append((int(mnist.y_test[idx]), text))
     assert len(wrong) <= 1, wrong
+
+
+@pytest.mark.parametrize("frac", [0.3, 0.45])
+def test_a_tall_one_held_close_is_a_one_and_a_long_thin_line_is_not(reader, frac):
+    h = int(frac * 480)
+    y0 = (480 - h) // 2
+    for width in (8, 20):  # a pen's or a marker's 1, a third to nearly half the frame tall
+        page = np.full((480, 640, 3), 225, np.uint8)
+        cv2.line(page, (320, y0), (317, y0 + h), (30, 30, 30), width, cv2.LINE_AA)
+        assert reader.read(page).text == "1", (frac, width)
+    page = np.full((480, 640, 3), 225, np.uint8)
+    cv2.line(page, (320, 10), (320, 470), (90, 90, 200), 2, cv2.LINE_AA)  # a notebook's margin line
+    cv2.line(page, (480, y0), (480, y0 + h), (90, 90, 200), 2, cv2.LINE_AA)  # a long hairline
+    assert reader.read(page).digits == ()

@@ -5,7 +5,9 @@ import argparse
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -145,6 +147,10 @@ def save_snapshot(directory: Path, frame: Any, annotated: Any, record: dict[str,
 
 def run(args: argparse.Namespace) -> int:
     _setup_logging(getattr(args, "log", None))
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C stops the loop cleanly even when we were started with SIGINT ignored (as by a shell's `cmd &`,
+        # whose children Python would otherwise leave deaf to it)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     # FFmpeg and OpenCV would print their own lines for every failed read or reconnect; we log those ourselves
     os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     import cv2

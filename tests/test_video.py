@@ -553,12 +553,16 @@ def test_cli_demo_headless_without_torch_within_memory(tmp_path):
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 5 and int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)) == 640
 
 
-def test_cli_ctrl_c_exits_cleanly():
+@pytest.mark.parametrize("inherited", ["default", "ignored"])
+def test_cli_ctrl_c_exits_cleanly(inherited):
+    # "ignored": started with SIGINT ignored, as a shell's `cmd &` (and so CI run in the background) leaves it
     if not MODEL.is_file():
         pytest.skip(f"the shipped model {MODEL} is not there yet (the lead's)")
     import signal
+    disposition = signal.SIG_IGN if inherited == "ignored" else signal.SIG_DFL
     proc = subprocess.Popen([PY, "digitrecognization.py", "--source", "demo", "--realtime", "--no-window"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, disposition))
     try:
         first = proc.stdout.readline()  # the first reading: the loop is running
         assert first.startswith("frame "), first + proc.stderr.read()

@@ -182,6 +182,22 @@ def test_draw_digits_with_the_mouse(browser, live_server, server_real_recognizer
     page.close()
 
 
+def test_a_one_drawn_as_tall_as_the_canvas_is_read(browser, live_server):
+    # People draw big: a single stroke over 85% of the canvas's height, with the page's own pen. Sent as it
+    # is, the reader would take it for the rim of a page; the page sends the drawing on a wider sheet.
+    page = browser.new_page()
+    page.goto(live_server.url + "/#draw")
+    box = page.locator("#draw-canvas").bounding_box()
+    sx, sy = box["width"] / CANVAS[0], box["height"] / CANVAS[1]
+    page.mouse.move(box["x"] + 480 * sx, box["y"] + 30 * sy)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 474 * sx, box["y"] + 370 * sy, steps=20)
+    page.mouse.up()
+    shown = _wait_text(page, "#draw-text", "1")
+    assert shown == "1", f"the page shows {shown!r} for a tall 1"
+    page.close()
+
+
 def test_camera_refused_or_missing_gives_a_clear_message(browser, live_server):
     page = browser.new_page()
     page.goto(live_server.url + "/#camera")

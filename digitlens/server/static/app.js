@@ -187,12 +187,22 @@ const draw = (() => {
     const sent = version;
     const t0 = performance.now();
     try {
-      const blob = await new Promise((resolve) => canvas.toBlob(resolve, "image/png"));
+      // The drawing goes out on white paper twice its size: a digit drawn as tall as the canvas is then
+      // half the photo's height, where the reader expects writing, not a page's rim or a ruled line.
+      const dx = canvas.width / 2, dy = canvas.height / 2;
+      const paper = document.createElement("canvas");
+      paper.width = 2 * canvas.width;
+      paper.height = 2 * canvas.height;
+      const pctx = paper.getContext("2d");
+      pctx.fillStyle = "#fff";
+      pctx.fillRect(0, 0, paper.width, paper.height);
+      pctx.drawImage(canvas, dx, dy);
+      const blob = await new Promise((resolve) => paper.toBlob(resolve, "image/png"));
       const form = new FormData();
       form.append("file", blob, "drawing.png");
       const response = await fetch("/api/read?probabilities=true", { method: "POST", body: form });
       if (!response.ok) throw new Error(await errorText(response));
-      const reading = await response.json();
+      const reading = onCanvas(await response.json(), dx, dy, canvas.width, canvas.height);
       if (sent === version) {
         showReading("draw", reading);
         showBars(reading);
@@ -206,6 +216,14 @@ const draw = (() => {
       inFlight = false;
       if (dirty) schedule(0);
     }
+  }
+
+  // A reading of the padded drawing, in the canvas's own pixels.
+  function onCanvas(reading, dx, dy, width, height) {
+    const shift = (b) => [b[0] - dx, b[1] - dy, b[2], b[3]];
+    return { ...reading, width, height,
+             digits: reading.digits.map((d) => ({ ...d, box: shift(d.box) })),
+             numbers: reading.numbers.map((n) => ({ ...n, box: shift(n.box) })) };
   }
 
   function showBars(reading) {

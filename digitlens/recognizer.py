@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
@@ -61,6 +61,11 @@ class ReaderConfig:
     classify: ClassifyConfig = field(default_factory=ClassifyConfig)
     group: GroupConfig = field(default_factory=GroupConfig)
     intra_op_threads: int = 0  # onnxruntime threads; 0 = all cores, 1 for a one-core budget
+    # A small image that reads as nothing is read again on paper around it: a tight crop of one digit (or an
+    # MNIST image) has its ink against the frame's edges, which the reader takes for rims and page edges.
+    # Only small images: a live frame (640x480) is never read twice.
+    crop_max_side: int = 512  # images up to this long side get the second look (0: never)
+    crop_min_side: int = 256  # ... scaled up to at least this long side first (a 28x28 crop is too small to read)
 
 
 def shipped_model_path() -> Path:
@@ -179,6 +184,25 @@ def _to_input(box: tuple[int, int, int, int], scale: float, width: int, height: 
     return (x0, y0, max(1, x1 - x0), max(1, y1 - y0))
 
 
+def on_paper(image: np.ndarray, min_side: int) -> tuple[np.ndarray, tuple[int, int, float]]:
+    """The image scaled up to at least `min_side` on its long side and set in the middle of a sheet twice its
+    size, of its border's median colour. Returns the sheet and (x offset, y offset, zoom) to map boxes back."""
+    import cv2
+
+    h, w = image.shape[:2]
+    zoom = max(1.0, min_side / max(h, w))
+    if zoom > 1.0:
+        image = cv2.resize(image, (max(1, round(w * zoom)), max(1, round(h * zoom))), interpolation=cv2.INTER_CUBIC)
+    h2, w2 = image.shape[:2]
+    rim = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]]).reshape(-1, 1 if image.ndim == 2 else image.shape[2])
+    colour = np.median(rim, axis=0).astype(np.uint8)
+    sheet = np.empty((2 * h2, 2 * w2) + image.shape[2:], np.uint8)
+    sheet[...] = colour if image.ndim == 3 else colour[0]
+    pad_x, pad_y = w2 // 2, h2 // 2
+    sheet[pad_y:pad_y + h2, pad_x:pad_x + w2] = image
+    return sheet, (pad_x, pad_y, zoom)
+
+
 def drop_words(digits: list[Digit], rejected: Sequence[tuple[int, int, int, int]],
                cfg: ClassifyConfig = ClassifyConfig()) -> list[Digit]:
     """Drop the "digits" that are letters of a word: side by side with candidates the model rejected (letters,
@@ -264,12 +288,33 @@ class Recognizer:
 
     def read(self, image: np.ndarray) -> Reading:
         """Read the digits and numbers in a BGR (H, W, 3) or grey (H, W) uint8 image."""
-        t0 = time.perf_counter()
         image = np.asarray(image)
         if image.dtype != np.uint8:
             raise ValueError(f"image must be uint8, got {image.dtype}")
         if image.ndim not in (2, 3) or image.shape[0] == 0 or image.shape[1] == 0:
             raise ValueError(f"image must be (H, W) or (H, W, 3) and non-empty, got shape {image.shape}")
+        reading = self._read(image)
+        height, width = image.shape[:2]
+        if reading.digits or not self.config.crop_max_side or max(height, width) > self.config.crop_max_side:
+            return reading
+        paper, (pad_x, pad_y, zoom) = on_paper(image, self.config.crop_min_side)
+        second = self._read(paper)
+        if not second.digits:
+            return replace(reading, elapsed_ms=reading.elapsed_ms + second.elapsed_ms)
+
+        def back(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+            x0 = min(width - 1, max(0, int(round((box[0] - pad_x) / zoom))))
+            y0 = min(height - 1, max(0, int(round((box[1] - pad_y) / zoom))))
+            x1 = min(width, max(x0 + 1, int(round((box[0] + box[2] - pad_x) / zoom))))
+            y1 = min(height, max(y0 + 1, int(round((box[1] + box[3] - pad_y) / zoom))))
+            return (x0, y0, x1 - x0, y1 - y0)
+
+        return replace(second, width=width, height=height, elapsed_ms=reading.elapsed_ms + second.elapsed_ms,
+                       digits=tuple(replace(d, box=back(d.box)) for d in second.digits),
+                       numbers=tuple(replace(n, box=back(n.box)) for n in second.numbers))
+
+    def _read(self, image: np.ndarray) -> Reading:
+        t0 = time.perf_counter()
         height, width = image.shape[:2]
         cfg = self.config
         timings = {}

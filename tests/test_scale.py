@@ -59,3 +59,32 @@ def test_a_tall_one_held_close_is_a_one_and_a_long_thin_line_is_not(reader, frac
     cv2.line(page, (320, 10), (320, 470), (90, 90, 200), 2, cv2.LINE_AA)  # a notebook's margin line
     cv2.line(page, (480, y0), (480, y0 + h), (90, 90, 200), 2, cv2.LINE_AA)  # a long hairline
     assert reader.read(page).digits == ()
+
+
+def test_tight_crops_and_mnist_images_are_read(reader, mnist):
+    # What people upload to a digit reader: an MNIST image as it is (28x28, white on black), or one digit
+    # cropped tight, its ink against the image's edges. Read on paper around them.
+    wrong = {"mnist 28x28": 0, "tight crop": 0}
+    for idx in range(30):
+        img, label = mnist.x_test[idx], str(int(mnist.y_test[idx]))
+        big = cv2.resize(255 - img, (280, 280), interpolation=cv2.INTER_CUBIC)
+        ys, xs = np.nonzero(big < 195)
+        tight = big[max(0, ys.min() - 3):ys.max() + 4, max(0, xs.min() - 3):xs.max() + 4]
+        for name, image in (("mnist 28x28", img), ("tight crop", tight)):
+            reading = reader.read(image)
+            wrong[name] += reading.text != label
+            for d in reading.digits:  # boxes in the input's own pixels
+                x, y, w, h = d.box
+                assert 0 <= x and 0 <= y and x + w <= image.shape[1] and y + h <= image.shape[0], (name, d.box)
+    assert all(v <= 4 for v in wrong.values()), wrong
+
+
+def test_only_small_images_that_read_as_nothing_get_a_second_look(reader, monkeypatch):
+    calls = []
+    real = reader._read
+    monkeypatch.setattr(reader, "_read", lambda image: calls.append(image.shape) or real(image))
+    reader.read(np.full((480, 640, 3), 225, np.uint8))  # an empty live frame: one read
+    assert len(calls) == 1
+    calls.clear()
+    reader.read(np.full((120, 90, 3), 225, np.uint8))  # an empty small image: a second look, scaled up, on paper
+    assert len(calls) == 2 and calls[1][0] == 2 * 256 and calls[1][1] == 2 * 192

@@ -40,6 +40,7 @@ test: $(VENV)/.dev
 
 bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/read.py
+	$(BIN)/python benchmarks/crops.py
 	$(BIN)/python benchmarks/live.py
 	$(BIN)/python benchmarks/serve.py
 	$(BIN)/python benchmarks/fuzz.py

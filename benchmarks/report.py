@@ -151,6 +151,21 @@ def generic_section(prefix: str, title: str) -> list[str]:
     return out + [""]
 
 
+def crops_section() -> list[str]:
+    path = RESULTS / "crops-mnist.json"
+    if not path.exists():
+        return []
+    d = json.loads(path.read_text())
+    names = {"mnist-28": "the 28x28 MNIST image itself (white on black)", "x10": "scaled up to 280x280, white on black",
+             "x10-inverted": "280x280, dark ink on white", "tight-crop": "280x280 dark on white, cropped to the ink"}
+    rows = [f"| {names.get(k, k)} | {v:.1%} | {d['read_nothing'][k]:.1%} | {d['median_ms'][k]:.1f} |"
+            for k, v in d["read_exactly"].items()]
+    return [f"### Single-digit images (`{d['command']}`, `{path.name}`)", "",
+            f"{d['digits']:,} MNIST test digits given to `Recognizer.read` the way people upload one digit. "
+            f"The network alone classifies {d['classifier_alone_28x28']:.1%} of these 28x28 images.", "",
+            "| image | read exactly | read as nothing | median ms |", "| --- | --- | --- | --- |", *rows, ""]
+
+
 def fuzz_section() -> list[str]:
     path = RESULTS / "fuzz-read.json"
     if not path.exists():
@@ -173,7 +188,7 @@ def fuzz_section() -> list[str]:
 def build() -> str:
     lines = [*train_section(), *read_section(), *live_section(),
              *serve_section(),
-             *fuzz_section()]
+             *crops_section(), *fuzz_section()]
     return "\n".join(lines).rstrip() + "\n"
 
 

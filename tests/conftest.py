@@ -178,6 +178,14 @@ def core_mnist():
 
 
 @_core_pytest.fixture(scope="session")
+def core_reader():
+    """The shipped reader, loaded once (read is thread-safe and keeps no state between images)."""
+    from digitlens import Recognizer
+
+    return Recognizer.load()
+
+
+@_core_pytest.fixture(scope="session")
 def core_mnist_fast(core_mnist):
     """MNIST with only the first 2,000 test images: training's per-epoch test probes stay cheap in tests.
     The training split is whole, so train.split() holds out the same images as in a real run."""

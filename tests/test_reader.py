@@ -15,20 +15,9 @@ import pytest
 
 from digitlens import detect
 from digitlens.reading import Digit
-from digitlens.recognizer import GroupConfig, Recognizer, group_numbers, shipped_model_path
+from digitlens.recognizer import GroupConfig, group_numbers, shipped_model_path
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def reader() -> Recognizer:
-    return Recognizer.load()
-
-
-@pytest.fixture(scope="module")
-def mnist():
-    from digitlens.data import load_mnist
-    return load_mnist(mirrors=False)
 
 
 def write_digits(page: np.ndarray, digits: list[np.ndarray], x: int, y: int, height: int, gap: float = 0.25,
@@ -58,11 +47,11 @@ def paper(h: int = 480, w: int = 640, level: int = 225, gradient: bool = True, s
     return page.clip(0, 255).astype(np.uint8)
 
 
-def pick(mnist, labels: str, offset: int = 0) -> list[np.ndarray]:
+def pick(core_mnist, labels: str, offset: int = 0) -> list[np.ndarray]:
     out = []
     for i, ch in enumerate(labels):
-        idx = np.flatnonzero(mnist.y_test == int(ch))
-        out.append(mnist.x_test[idx[(offset + i * 7) % len(idx)]])
+        idx = np.flatnonzero(core_mnist.y_test == int(ch))
+        out.append(core_mnist.x_test[idx[(offset + i * 7) % len(idx)]])
     return out
 
 
@@ -127,87 +116,87 @@ def test_group_numbers_reading_order_and_gaps():
 
 # ---------------------------------------------------------------- the shipped model through the whole path
 
-def test_shipped_model_card_matches_file(reader):
+def test_shipped_model_card_matches_file(core_reader):
     card = json.loads(shipped_model_path().with_suffix(".json").read_text())
-    assert card["sha256"] == reader.metadata["sha256"]
-    assert reader.classes[:10] == tuple("0123456789") and len(reader.classes) == 11
+    assert card["sha256"] == core_reader.metadata["sha256"]
+    assert core_reader.classes[:10] == tuple("0123456789") and len(core_reader.classes) == 11
 
 
-def test_classify_contract(reader, mnist):
-    probs = reader.classify(mnist.x_test[:200])
+def test_classify_contract(core_reader, core_mnist):
+    probs = core_reader.classify(core_mnist.x_test[:200])
     assert probs.shape == (200, 11)
     np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
-    assert (probs[:, :10].argmax(1) == mnist.y_test[:200]).mean() >= 0.98
-    same = reader.classify(mnist.x_test[:10].astype(np.float32) / 255)
+    assert (probs[:, :10].argmax(1) == core_mnist.y_test[:200]).mean() >= 0.98
+    same = core_reader.classify(core_mnist.x_test[:10].astype(np.float32) / 255)
     np.testing.assert_allclose(same, probs[:10], atol=1e-5)
     with pytest.raises(ValueError, match="shape"):
-        reader.classify(np.zeros((3, 32, 32), np.uint8))
+        core_reader.classify(np.zeros((3, 32, 32), np.uint8))
 
 
-def test_reads_numbers_on_a_page_under_uneven_light(reader, mnist):
+def test_reads_numbers_on_a_page_under_uneven_light(core_reader, core_mnist):
     page = paper(seed=1)
-    write_digits(page, pick(mnist, "2026"), 60, 80, 70)
-    write_digits(page, pick(mnist, "417", 3), 100, 280, 60)
-    reading = reader.read(page)
+    write_digits(page, pick(core_mnist, "2026"), 60, 80, 70)
+    write_digits(page, pick(core_mnist, "417", 3), 100, 280, 60)
+    reading = core_reader.read(page)
     assert reading.text == "2026 417", reading.to_dict()
     assert all(d.confidence > 0.5 for d in reading.digits)
 
 
-def test_reads_blue_ink_on_ruled_paper_and_light_ink_on_a_board(reader, mnist):
+def test_reads_blue_ink_on_ruled_paper_and_light_ink_on_a_board(core_reader, core_mnist):
     page = paper(seed=2, gradient=False)
     for y in range(40, 480, 38):
         page[y:y + 2] = (200, 170, 150)  # blue-ish ruled lines
-    write_digits(page, pick(mnist, "358", 5), 80, 150, 64, ink=(140, 60, 30))  # BGR: a blue ballpoint
-    assert reader.read(page).text == "358"
+    write_digits(page, pick(core_mnist, "358", 5), 80, 150, 64, ink=(140, 60, 30))  # BGR: a blue ballpoint
+    assert core_reader.read(page).text == "358"
     board = (255 - paper(seed=3, level=200)) // 3  # dark board ...
-    glyphs = pick(mnist, "61", 2)
+    glyphs = pick(core_mnist, "61", 2)
     inverted = board.copy()
     write_digits(inverted, glyphs, 200, 200, 80, ink=235)  # ... chalk-white digits
-    assert reader.read(inverted).text == "61"
+    assert core_reader.read(inverted).text == "61"
 
 
-def test_empty_page_and_non_digits_give_no_digit(reader):
+def test_empty_page_and_non_digits_give_no_digit(core_reader):
     page = paper(seed=4)
-    assert reader.read(page).digits == ()
+    assert core_reader.read(page).digits == ()
     cv2.putText(page, "HERE KEEP", (40, 200), cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, 2.5, (40, 40, 40), 4)
     cv2.rectangle(page, (420, 300), (600, 400), (40, 40, 40), 3)
-    found = reader.read(page)
+    found = core_reader.read(page)
     assert len(found.digits) <= 1, found.to_dict()  # letters and a box are not digits
 
 
-def test_boxes_are_in_input_pixels_even_for_large_frames(reader, mnist):
+def test_boxes_are_in_input_pixels_even_for_large_frames(core_reader, core_mnist):
     page = paper(h=1440, w=2560, seed=5)
-    boxes = write_digits(page, pick(mnist, "59"), 800, 600, 180)
-    reading = reader.read(page)
+    boxes = write_digits(page, pick(core_mnist, "59"), 800, 600, 180)
+    reading = core_reader.read(page)
     assert reading.text == "59"
     for d, (x, y, w, h) in zip(reading.digits, boxes):
         bx, by, bw, bh = d.box
         assert abs(bx - x) < 20 and abs(by - y) < 20 and abs(bh - h) < 30
 
 
-def test_read_rejects_bad_arrays(reader):
+def test_read_rejects_bad_arrays(core_reader):
     with pytest.raises(ValueError, match="uint8"):
-        reader.read(np.zeros((10, 10), np.float32))
+        core_reader.read(np.zeros((10, 10), np.float32))
     with pytest.raises(ValueError, match="non-empty"):
-        reader.read(np.zeros((0, 10), np.uint8))
+        core_reader.read(np.zeros((0, 10), np.uint8))
 
 
-def test_read_never_crashes_on_random_images(reader):
+def test_read_never_crashes_on_random_images(core_reader):
     rng = np.random.default_rng(0)
     for i in range(60):
         h, w = int(rng.integers(1, 300)), int(rng.integers(1, 300))
         img = rng.integers(0, 256, (h, w, 3) if i % 2 else (h, w), dtype=np.uint8)
         if i % 3 == 0:
             img = cv2.GaussianBlur(img, (0, 0), 3)
-        reading = reader.read(img)
+        reading = core_reader.read(img)
         assert reading.width == w and reading.height == h
 
 
 # ---------------------------------------------------------------- the CLI contract
 
-def test_read_cli_json_contract_and_errors(tmp_path, mnist):
+def test_read_cli_json_contract_and_errors(tmp_path, core_mnist):
     page = paper(seed=6)
-    write_digits(page, pick(mnist, "83"), 100, 100, 90)
+    write_digits(page, pick(core_mnist, "83"), 100, 100, 90)
     good = tmp_path / "good.png"
     cv2.imwrite(str(good), page)
     (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")
@@ -232,10 +221,10 @@ def test_read_cli_json_contract_and_errors(tmp_path, mnist):
     assert (tmp_path / "ann" / "good.png").exists()
 
 
-def test_read_cli_table_and_folder(tmp_path, mnist):
+def test_read_cli_table_and_folder(tmp_path, core_mnist):
     for i, text in enumerate(["7", "42"]):
         page = paper(seed=10 + i)
-        write_digits(page, pick(mnist, text, 11), 150, 150, 100)
+        write_digits(page, pick(core_mnist, text, 11), 150, 150, 100)
         cv2.imwrite(str(tmp_path / f"p{i}.jpg"), page)
     (tmp_path / "notes.txt").write_text("not an image, and not picked up from a folder")
     proc = subprocess.run([sys.executable, "-m", "digitlens.cli", "read", str(tmp_path), "--workers", "2"],

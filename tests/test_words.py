@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from digitlens.reading import Digit
-from digitlens.recognizer import ClassifyConfig, ReaderConfig, Recognizer, drop_stroke_runs, drop_words, group_numbers
+from digitlens.recognizer import ClassifyConfig, ReaderConfig, drop_stroke_runs, drop_words, group_numbers
 
 
 def digit(value: int, box: tuple[int, int, int, int]) -> Digit:
@@ -48,18 +48,13 @@ def test_rule_can_be_turned_off():
     assert drop_words([o], [(100, 100, 32, 50)], off) == [o]
 
 
-@pytest.fixture(scope="module")
-def reader() -> Recognizer:
-    return Recognizer.load()
-
-
 @pytest.mark.parametrize("text", ["HELLO WORLD", "NO ENTRY"])
-def test_printed_words_with_round_letters_give_no_digits(reader, text):
+def test_printed_words_with_round_letters_give_no_digits(core_reader, text):
     # Without the rule the O's read as 0s (and the T of ENTRY as a 7). Its limit: a word whose letters are
     # mostly digit-like ("Solo", "ballot") still reads as digits; that needs more than one character's shape.
     page = np.full((300, 1000, 3), 228, np.uint8)
     cv2.putText(page, text, (40, 180), cv2.FONT_HERSHEY_SIMPLEX, 2.5, (35, 35, 35), 6)
-    assert reader.read(page).digits == ()
+    assert core_reader.read(page).digits == ()
 
 
 def test_parallel_strokes_are_not_a_run_of_ones():
@@ -87,9 +82,9 @@ def test_loop_brightness_tells_a_drawn_ring_from_the_rim_of_a_blot():
     assert detect.loop_brightness(grey, np.ones((10, 10), np.uint8), (0, 0, 10, 10)) is None  # no loop
 
 
-def test_a_large_dark_blot_is_not_a_zero_and_a_drawn_zero_is(reader):
+def test_a_large_dark_blot_is_not_a_zero_and_a_drawn_zero_is(core_reader):
     page = np.full((480, 640, 3), 225, np.uint8)
     cv2.ellipse(page, (200, 240), (70, 55), 20, 0, 360, (45, 45, 45), -1)  # wider than the background window
     cv2.ellipse(page, (470, 240), (30, 45), 0, 0, 360, (45, 45, 45), 7)
     page = cv2.GaussianBlur(page, (5, 5), 1.0)
-    assert reader.read(page).text == "0"
+    assert core_reader.read(page).text == "0"

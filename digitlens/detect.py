@@ -171,14 +171,7 @@ def _merge_groups(stats: np.ndarray, cfg: DetectConfig, typical: float = 0.0) ->
     Gaps and growth are measured against the taller piece or, when the frame holds several regions, their
     typical height: a 2 broken in two halves is merged like the writing around it."""
     n = len(stats)
-    parent = list(range(n))
-
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
+    pairs = []
     boxes = stats[:, :4].astype(np.int64)
     order = np.argsort(boxes[:, 0])
     for a_pos in range(n):
@@ -198,27 +191,53 @@ def _merge_groups(stats: np.ndarray, cfg: DetectConfig, typical: float = 0.0) ->
             tall = max(ah, bh, typical)
             merged_h = max(ay + ah, by + bh) - min(ay, by)
             if gap <= cfg.merge_gap * tall and merged_h <= cfg.merge_growth * tall:
-                parent[find(a)] = find(b)
+                pairs.append((a, b))
     groups: dict[int, list[int]] = {}
-    for i in range(n):
-        groups.setdefault(find(i), []).append(i)
+    for i, root in enumerate(union_roots(n, pairs)):
+        groups.setdefault(root, []).append(i)
     return list(groups.values())
+
+
+def union_roots(n: int, pairs) -> list[int]:
+    """Join n items by the (i, j) pairs, in order (union-find with path halving); the root of each item."""
+    parent = list(range(n))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in pairs:
+        parent[find(int(i))] = find(int(j))
+    return [find(i) for i in range(n)]
+
+
+def _holes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The background of a region's mask, labelled (4-connected), its label stats, and which labels are holes:
+    enclosed by the ink, not reaching the mask's edge. None when the background is one piece."""
+    h, w = mask.shape
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(1 - mask, connectivity=4)
+    if n <= 2:
+        return None
+    x, y, bw, bh = (stats[:, i] for i in range(4))
+    inner = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h)
+    inner[0] = False
+    return labels, stats, inner
 
 
 def fill_pinholes(mask: np.ndarray, cfg: DetectConfig) -> np.ndarray:
     """Fill holes far smaller than a digit's loops (grainy ink, glare on a blot), so a blot reads as solid
     and a stroke as one piece. The loops of 0, 6, 8 and 9 are several percent of the box and stay open."""
+    holes = _holes(mask)
+    if holes is None:
+        return mask
+    labels, stats, inner = holes
     h, w = mask.shape
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(1 - mask, connectivity=4)
-    if n <= 2:
+    pinhole = inner & (stats[:, cv2.CC_STAT_AREA] < cfg.pinhole_frac * h * w)
+    if not pinhole.any():
         return mask
-    limit = cfg.pinhole_frac * h * w
-    x, y, bw, bh, area = (stats[:, i] for i in range(5))
-    inner = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h) & (area < limit)
-    inner[0] = False
-    if not inner.any():
-        return mask
-    return (mask | inner[labels]).astype(np.uint8)
+    return (mask | pinhole[labels]).astype(np.uint8)
 
 
 def stroke_ratio(mask: np.ndarray) -> float:
@@ -275,14 +294,10 @@ def loop_brightness(grey: np.ndarray, mask: np.ndarray, box: tuple[int, int, int
     """Median brightness inside the region's loops (background enclosed by its ink), None without loops.
     Through the loop of a drawn 0 the paper shows; inside the rim of a blot the blot does."""
     x, y, w, h = box
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(1 - mask, connectivity=4)
-    if n <= 2:
+    holes = _holes(mask)
+    if holes is None or not holes[2].any():
         return None
-    bx, by, bw, bh = (stats[:, i] for i in range(4))
-    inner = (bx > 0) & (by > 0) & (bx + bw < w) & (by + bh < h)
-    inner[0] = False
-    if not inner.any():
-        return None
+    labels, _, inner = holes
     inside = grey[y:y + h, x:x + w][inner[labels]]
     return float(np.median(inside)) if len(inside) >= 10 else None
 

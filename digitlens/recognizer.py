@@ -175,13 +175,17 @@ def _number(ordered: list[Digit], run: list[int]) -> Number:
     return Number("".join(str(d.digit) for d in members), conf, _union([d.box for d in members]), tuple(run))
 
 
-def _to_input(box: tuple[int, int, int, int], scale: float, width: int, height: int) -> tuple[int, int, int, int]:
-    """A box in processing pixels -> pixels of the input image (width x height)."""
-    inv = 1.0 / scale
+def _to_input(box: tuple[int, int, int, int], scale: float, width: int, height: int,
+              offset: tuple[int, int] = (0, 0)) -> tuple[int, int, int, int]:
+    """A box in processing pixels (the input scaled by `scale`, placed at `offset`) -> pixels of the input
+    image (width x height), at least one pixel and inside it."""
     x, y, w, h = box
-    x0, y0 = int(round(x * inv)), int(round(y * inv))
-    x1, y1 = min(width, int(round((x + w) * inv))), min(height, int(round((y + h) * inv)))
-    return (x0, y0, max(1, x1 - x0), max(1, y1 - y0))
+    ox, oy = offset
+    x0 = min(width - 1, max(0, int(round((x - ox) / scale))))
+    y0 = min(height - 1, max(0, int(round((y - oy) / scale))))
+    x1 = min(width, max(x0 + 1, int(round((x + w - ox) / scale))))
+    y1 = min(height, max(y0 + 1, int(round((y + h - oy) / scale))))
+    return (x0, y0, x1 - x0, y1 - y0)
 
 
 def on_paper(image: np.ndarray, min_side: int) -> tuple[np.ndarray, tuple[int, int, float]]:
@@ -220,21 +224,12 @@ def drop_words(digits: list[Digit], rejected: Sequence[tuple[int, int, int, int]
             & (np.abs((y + h / 2)[:, None] - (y + h / 2)[None, :]) <= 0.5 * big)  # one line
             & (gap <= cfg.word_gap * big)  # close ...
             & (gap >= -0.3 * np.minimum.outer(w, w)))  # ... but not overlapping (a fragment of the same character)
-    parent = list(range(n))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i, j in zip(*np.nonzero(np.triu(link, 1))):
-        parent[root(int(i))] = root(int(j))
     # letters link to letters too: in "UNWur" the U reaches the r through N and W
+    root = detect.union_roots(n, zip(*np.nonzero(np.triu(link, 1))))
     tally: dict[int, list[int]] = {}  # word -> [digits, rejected]
     for i in range(n):
-        tally.setdefault(root(i), [0, 0])[0 if i < nd else 1] += 1
-    return [d for i, d in enumerate(digits) if tally[root(i)][1] < max(1, tally[root(i)][0])]
+        tally.setdefault(root[i], [0, 0])[0 if i < nd else 1] += 1
+    return [d for i, d in enumerate(digits) if tally[root[i]][1] < max(1, tally[root[i]][0])]
 
 
 @dataclass
@@ -301,17 +296,10 @@ class Recognizer:
         second = self._read(paper)
         if not second.digits:
             return replace(reading, elapsed_ms=reading.elapsed_ms + second.elapsed_ms)
-
-        def back(box: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
-            x0 = min(width - 1, max(0, int(round((box[0] - pad_x) / zoom))))
-            y0 = min(height - 1, max(0, int(round((box[1] - pad_y) / zoom))))
-            x1 = min(width, max(x0 + 1, int(round((box[0] + box[2] - pad_x) / zoom))))
-            y1 = min(height, max(y0 + 1, int(round((box[1] + box[3] - pad_y) / zoom))))
-            return (x0, y0, x1 - x0, y1 - y0)
-
+        offset = (pad_x, pad_y)
         return replace(second, width=width, height=height, elapsed_ms=reading.elapsed_ms + second.elapsed_ms,
-                       digits=tuple(replace(d, box=back(d.box)) for d in second.digits),
-                       numbers=tuple(replace(n, box=back(n.box)) for n in second.numbers))
+                       digits=tuple(replace(d, box=_to_input(d.box, zoom, width, height, offset)) for d in second.digits),
+                       numbers=tuple(replace(n, box=_to_input(n.box, zoom, width, height, offset)) for n in second.numbers))
 
     def _read(self, image: np.ndarray) -> Reading:
         t0 = time.perf_counter()

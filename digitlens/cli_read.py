@@ -82,7 +82,7 @@ def _read_one(path: str) -> dict[str, Any]:
 
     t0 = time.perf_counter()
     try:
-        image = load_image(path, _worker["limits"])
+        image = load_image(path, _worker["limits"], grey=True)  # the reader works on grey: decode only that
         reading = _worker["reader"].read(image)
     except ImageError as e:
         return {"path": path, "error": str(e)}
@@ -91,8 +91,8 @@ def _read_one(path: str) -> dict[str, Any]:
     record = {"path": path, **reading.to_dict(), "elapsed_ms": round((time.perf_counter() - t0) * 1000, 2)}
     if _worker["annotate"]:
         try:
-            _write_annotated(path, image, reading, Path(_worker["annotate"]))
-        except OSError as e:
+            _write_annotated(path, load_image(path, _worker["limits"]), reading, Path(_worker["annotate"]))
+        except (OSError, ImageError) as e:
             record["annotate_error"] = f"{path}: annotated copy not written ({e})"
     return record
 

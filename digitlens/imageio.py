@@ -239,8 +239,9 @@ def to_bgr_u8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(img[:, :, :3])
 
 
-def decode_image(data: bytes, name: str = "<bytes>", limits: ImageLimits = ImageLimits()) -> np.ndarray:
-    """Decode untrusted image bytes into an (H, W, 3) BGR uint8 array, or raise ImageError naming `name`."""
+def decode_image(data: bytes, name: str = "<bytes>", limits: ImageLimits = ImageLimits(), grey: bool = False) -> np.ndarray:
+    """Decode untrusted image bytes into an (H, W, 3) BGR uint8 array (with `grey`, an (H, W) grey one: what the
+    reader works on), or raise ImageError naming `name`."""
     try:
         data = bytes(data)
     except (TypeError, ValueError):
@@ -268,7 +269,9 @@ def decode_image(data: bytes, name: str = "<bytes>", limits: ImageLimits = Image
     buf = np.frombuffer(data, dtype=np.uint8)
     # JPEG: IMREAD_COLOR applies the EXIF orientation of phone photos and is always 8-bit 3-channel.
     # Others: IMREAD_UNCHANGED keeps alpha, so that transparency becomes white paper, not black.
-    flags = cv2.IMREAD_COLOR if fmt == "jpeg" else cv2.IMREAD_UNCHANGED
+    # JPEG in grey: the decoder's luma, without making colour first (~40% less time; the same grey as
+    # BGR -> grey of the colour image but for a few saturated pixels off by a level or two).
+    flags = (cv2.IMREAD_GRAYSCALE if grey else cv2.IMREAD_COLOR) if fmt == "jpeg" else cv2.IMREAD_UNCHANGED
     try:
         image = cv2.imdecode(buf, flags)
     except cv2.error as e:
@@ -279,11 +282,15 @@ def decode_image(data: bytes, name: str = "<bytes>", limits: ImageLimits = Image
     if image.shape[0] * image.shape[1] > limits.max_pixels:  # a header that lied
         raise ImageError(f"{name}: decoded {image.shape[1]}x{image.shape[0]} pixels is over the limit of "
                          f"{limits.max_pixels:,} pixels")
-    return to_bgr_u8(image)
+    if grey and image.ndim == 2 and image.dtype == np.uint8:
+        return image
+    image = to_bgr_u8(image)
+    return cv2.cvtColor(image, cv2.COLOR_BGR2GRAY) if grey else image
 
 
-def load_image(path: str | os.PathLike, limits: ImageLimits = ImageLimits()) -> np.ndarray:
-    """Read an image file into an (H, W, 3) BGR uint8 array, or raise ImageError naming the file."""
+def load_image(path: str | os.PathLike, limits: ImageLimits = ImageLimits(), grey: bool = False) -> np.ndarray:
+    """Read an image file into an (H, W, 3) BGR uint8 array (with `grey`, (H, W) grey), or raise ImageError
+    naming the file."""
     p = Path(path)
     try:
         if p.is_dir():
@@ -299,4 +306,4 @@ def load_image(path: str | os.PathLike, limits: ImageLimits = ImageLimits()) -> 
         raise ImageError(f"{p}: permission denied") from None
     except OSError as e:
         raise ImageError(f"{p}: cannot read ({e.strerror or e})") from None
-    return decode_image(data, str(p), limits)
+    return decode_image(data, str(p), limits, grey)

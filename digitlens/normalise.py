@@ -67,7 +67,7 @@ def normalise_stroke(big: np.ndarray, cfg: NormaliseConfig = NormaliseConfig()) 
     else:
         radius = int(round(min(-delta, cfg.max_erode_frac * width) * cfg.work / 2))
         out = cv2.erode(padded, _disk(radius)) if radius > 0 else padded
-        if out.sum() < 0.25 * padded.sum():  # erosion would erase the digit: keep the original
+        if cv2.countNonZero(out) < 0.25 * cv2.countNonZero(padded):  # erosion would erase the digit: keep it
             out = padded
     return out
 
@@ -75,13 +75,13 @@ def normalise_stroke(big: np.ndarray, cfg: NormaliseConfig = NormaliseConfig()) 
 def centre_by_mass(digit: np.ndarray, cfg: NormaliseConfig = NormaliseConfig()) -> np.ndarray:
     """Place a float image (<= box x box) in the field so that its centre of mass is at the centre."""
     field = np.zeros((cfg.field, cfg.field), np.float32)
-    total = float(digit.sum())
-    h, w = digit.shape
+    # From the row and column sums (cv2.moments would take a 2-column float image for a list of points).
+    cols = digit.sum(axis=0, dtype=np.float64)
+    total = float(cols.sum())
     if total <= 0:
         return field
-    ys, xs = np.indices(digit.shape)
-    cy = float((ys * digit).sum() / total)
-    cx = float((xs * digit).sum() / total)
+    cx = float(cols @ np.arange(len(cols))) / total
+    cy = float(digit.sum(axis=1, dtype=np.float64) @ np.arange(digit.shape[0])) / total
     # Sub-pixel shift by warpAffine keeps MNIST's anti-aliasing instead of rounding to whole pixels.
     m = np.float32([[1, 0, cfg.field / 2 - 0.5 - cx], [0, 1, cfg.field / 2 - 0.5 - cy]])
     return cv2.warpAffine(digit, m, (cfg.field, cfg.field), flags=cv2.INTER_LINEAR, borderValue=0)

@@ -112,18 +112,18 @@ def group_lines(digits: Sequence[Digit], cfg: GroupConfig = GroupConfig()) -> li
     box = np.array([d.box for d in digits], np.float64)
     x0, y0, w, h = box.T
     x1, cy = x0 + w, y0 + h / 2
-    pairs = []
-    for i in range(n):
-        for j in range(n):
-            if i == j or x0[j] + w[j] / 2 <= x0[i] + w[i] / 2:
-                continue  # j's centre must be right of i's
-            size = max(h[i], h[j])
-            gap = x0[j] - x1[i]
-            dy = abs(cy[j] - cy[i])
-            if gap <= cfg.link_gap * size and dy <= cfg.line_overlap * size + cfg.link_slope * max(gap, 0.0):
-                pairs.append((max(gap, 0.0) + 2 * dy, i, j))
+    # All pairs at once: i links to j when j's centre is right of i's, the gap is short and j sits at i's height.
+    cx = x0 + w / 2
+    size = np.maximum.outer(h, h)
+    gap = x0[None, :] - x1[:, None]  # [i, j]
+    dy = np.abs(cy[None, :] - cy[:, None])
+    ok = ((cx[None, :] > cx[:, None]) & (gap <= cfg.link_gap * size)
+          & (dy <= cfg.line_overlap * size + cfg.link_slope * np.maximum(gap, 0.0)))
+    ii, jj = np.nonzero(ok)
+    cost = np.maximum(gap[ii, jj], 0.0) + 2 * dy[ii, jj]
     nxt, prv = {}, {}
-    for _, i, j in sorted(pairs):
+    for k in np.lexsort((jj, ii, cost)):  # cheapest first; ties by i, then j
+        i, j = int(ii[k]), int(jj[k])
         if i not in nxt and j not in prv:
             nxt[i], prv[j] = j, i
     lines = []
@@ -312,28 +312,10 @@ class Recognizer:
         crops: list[np.ndarray] = []
         options: list[list[_Hypothesis]] = []  # per candidate: whole, then splits
         for cand in candidates:
-            x, y, w, h = cand.box
             hyps = [_Hypothesis([len(crops)], [cand.box])]
             crops.append(normalise_mask(cand.mask, cfg.normalise))
-            if w > cfg.classify.split_aspect * h:
-                est = int(round(w / (cfg.classify.split_width_per_digit * h)))
-                for parts in sorted({max(2, est), max(2, est + 1), max(2, est - 1)}):
-                    if parts > cfg.classify.max_split_parts:
-                        continue
-                    cuts = detect.split_points(cand.mask, parts)
-                    pieces = detect.split_mask(cand.mask, cuts) if cuts else []
-                    if len(pieces) != parts:
-                        continue
-                    boxes = []
-                    for dx, sub in pieces:
-                        ys, xs = np.nonzero(sub)
-                        boxes.append((x + dx + int(xs.min()), y + int(ys.min()),
-                                      int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)))
-                    if min(b[3] for b in boxes) < cfg.classify.split_min_height * h:
-                        continue  # a part much shorter than the whole: letters, not digits; normalise nothing
-                    rows = list(range(len(crops), len(crops) + len(pieces)))
-                    crops.extend(normalise_mask(sub, cfg.normalise) for _, sub in pieces)
-                    hyps.append(_Hypothesis(rows, boxes))
+            if cand.box[2] > cfg.classify.split_aspect * cand.box[3]:
+                hyps += self._splits(cand, crops)
             options.append(hyps)
         t2 = time.perf_counter()
         timings["normalise"] = (t2 - t1) * 1000
@@ -345,6 +327,32 @@ class Recognizer:
         t4 = time.perf_counter()
         timings["group"] = (t4 - t3) * 1000
         return Reading(width, height, numbers, ordered, (t4 - t0) * 1000, timings)
+
+    def _splits(self, cand: detect.Candidate, crops: list[np.ndarray]) -> list[_Hypothesis]:
+        """A candidate cut into 2 or 3 touching digits (around its width / a digit's width), each way as one
+        hypothesis; their normalised crops are appended to `crops`."""
+        cc = self.config.classify
+        x, y, w, h = cand.box
+        est = int(round(w / (cc.split_width_per_digit * h)))
+        hyps = []
+        for parts in sorted({max(2, est), max(2, est + 1), max(2, est - 1)}):
+            if parts > cc.max_split_parts:
+                continue
+            cuts = detect.split_points(cand.mask, parts)
+            pieces = detect.split_mask(cand.mask, cuts) if cuts else []
+            if len(pieces) != parts:
+                continue
+            boxes = []
+            for dx, sub in pieces:
+                ys, xs = np.nonzero(sub)
+                boxes.append((x + dx + int(xs.min()), y + int(ys.min()),
+                              int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)))
+            if min(b[3] for b in boxes) < cc.split_min_height * h:
+                continue  # a part much shorter than the whole: letters, not digits; normalise nothing
+            rows = list(range(len(crops), len(crops) + len(pieces)))
+            crops.extend(normalise_mask(sub, self.config.normalise) for _, sub in pieces)
+            hyps.append(_Hypothesis(rows, boxes))
+        return hyps
 
     def _digit(self, p: np.ndarray, box: tuple[int, int, int, int], scale: float, width: int, height: int) -> Digit:
         d = int(np.argmax(p[:10]))

@@ -54,6 +54,27 @@ def test_grey_alpha_and_16_bit_become_bgr_u8():
     assert out[:5].max() == 0 and out[5:].min() == 255
 
 
+@pytest.mark.parametrize("ext", [".png", ".jpg", ".bmp", ".webp"])
+def test_grey_decoding_is_the_grey_of_the_colour_image(ext):
+    """What the reader reads: `grey=True` gives (H, W) uint8, the grey of the colour decode (JPEG's own luma,
+    which differs from BGR -> grey of the colour decode by a few levels where a saturated colour was clipped)."""
+    img = _picture()
+    img[:10, :20] = (255, 0, 0)  # a saturated colour patch
+    data = _encode(img, ext)
+    grey = decode_image(data, "pic" + ext, grey=True)
+    colour = decode_image(data, "pic" + ext)
+    assert grey.shape == (40, 56) and grey.dtype == np.uint8
+    diff = np.abs(grey.astype(int) - cv2.cvtColor(colour, cv2.COLOR_BGR2GRAY).astype(int))
+    if ext == ".jpg":
+        assert diff.max() <= 8 and np.mean(diff > 1) < 0.02
+    else:
+        assert diff.max() == 0
+    rgba = np.zeros((10, 12, 4), np.uint8)  # transparent pixels are paper in grey too
+    rgba[:5, :, 3] = 255
+    out = decode_image(_encode(rgba, ".png"), "a.png", grey=True)
+    assert out.shape == (10, 12) and out[:5].max() == 0 and out[5:].min() == 255
+
+
 def test_load_image_reads_a_file(tmp_path):
     img = _picture()
     path = tmp_path / "pic.png"

@@ -243,3 +243,36 @@ def test_label_matches_32_bit_labels_and_survives_more_than_16_bits_of_regions()
         n, labels, stats, _ = detect._label(mask)
         n32, labels32, stats32, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_32S)
         assert n == n32 and np.array_equal(labels, labels32) and np.array_equal(stats, stats32)
+
+
+def test_median_u8_is_numpys_median():
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3, 10, 11, 500, 1001):
+        for values in (rng.integers(0, 256, n).astype(np.uint8), np.full(n, 7, np.uint8),
+                       rng.choice(np.array([0, 255], np.uint8), n)):
+            assert detect.median_u8(values) == float(np.median(values))
+
+
+def test_holes_after_filling_pinholes_are_the_filled_masks_own():
+    """components() hands the holes left after fill_pinholes to loop_brightness instead of labelling again:
+    they must be the filled mask's holes, pixel for pixel."""
+    cfg = detect.DetectConfig()
+    rng = np.random.default_rng(4)
+    ring = np.zeros((60, 60), np.uint8)
+    cv2.circle(ring, (30, 30), 20, 1, 6)  # a 0's loop ...
+    ring[rng.random(ring.shape) < 0.04] = 0  # ... with grain: pinholes in the stroke
+    blot = np.zeros((40, 40), np.uint8)
+    cv2.circle(blot, (20, 20), 15, 1, -1)
+    blot[rng.random(blot.shape) < 0.05] = 0
+    masks = [ring, blot, np.ones((5, 5), np.uint8)] + [(rng.random((30, 25)) < p).astype(np.uint8)
+                                                       for p in (0.3, 0.6, 0.85)]
+    for mask in masks:
+        filled, holes = detect.fill_pinholes_holes(mask, cfg)
+        assert np.array_equal(filled, detect.fill_pinholes(mask, cfg))
+        fresh = detect._holes(filled)
+        own = np.zeros(filled.shape, bool) if fresh is None else fresh[2][fresh[0]]
+        given = np.zeros(filled.shape, bool) if holes is None else holes[2][holes[0]]
+        assert np.array_equal(own, given)
+        grey = rng.integers(0, 256, filled.shape).astype(np.uint8)
+        box = (0, 0, filled.shape[1], filled.shape[0])
+        assert detect.loop_brightness(grey, filled, box, holes) == detect.loop_brightness(grey, filled, box)

@@ -64,13 +64,15 @@ def check_image(data: bytes, name: str, cfg: ServeConfig, max_pixels: int | None
     return fmt
 
 
-def decode_checked(data: bytes, name: str, cfg: ServeConfig, max_pixels: int | None = None) -> np.ndarray:
-    """Untrusted bytes -> BGR uint8, or an ApiError with the status that fits what was wrong."""
+def decode_checked(data: bytes, name: str, cfg: ServeConfig, max_pixels: int | None = None,
+                   grey: bool = True) -> np.ndarray:
+    """Untrusted bytes -> grey uint8 (what the reader reads; BGR with grey=False), or an ApiError with the
+    status that fits what was wrong."""
     check_image(data, name, cfg, max_pixels)
     limits = ImageLimits(max_bytes=cfg.max_upload_bytes, max_pixels=cfg.max_pixels if max_pixels is None else max_pixels,
                          formats=frozenset(cfg.formats))
     try:
-        return decode_image(data, name, limits)
+        return decode_image(data, name, limits, grey)
     except ImageError as e:
         raise ApiError(422, "undecodable", str(e)) from None
 

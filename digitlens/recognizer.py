@@ -42,6 +42,10 @@ class ClassifyConfig:
     word_gap: float = 0.5
     word_height_ratio: float = 0.6  # neighbours in a word are within 0.6..1/0.6 of each other's height
     word_max_aspect: float = 3.0  # a rejected candidate wider than this (a line, an underline) is not a letter
+    # A 0 is a smooth loop: one whose outline nearly fills its enclosing triangle or rectangle is a triangle or
+    # a box (a road sign, a checkbox), not a digit. Below the least of the MNIST training 0s (1.29 and 1.19).
+    zero_min_triangle_fill: float = 1.25
+    zero_min_rect_fill: float = 1.12
     max_ones_run: int = 3  # a "number" of more 1s than this and nothing else is hatching, a fence, tally marks
     # or a barcode: parallel strokes, which photos are full of and people rarely write as "1111"
 
@@ -322,7 +326,7 @@ class Recognizer:
         probs = self.classify(np.stack(crops)) if crops else np.zeros((0, len(self.classes)), np.float32)
         t3 = time.perf_counter()
         timings["classify"] = (t3 - t2) * 1000
-        digits = self._decide(options, probs, scale, width, height)
+        digits = self._decide(options, probs, scale, width, height, [c.mask for c in candidates])
         ordered, numbers = drop_stroke_runs(*group_numbers(digits, cfg.group), cfg)
         t4 = time.perf_counter()
         timings["group"] = (t4 - t3) * 1000
@@ -364,15 +368,23 @@ class Recognizer:
         best = int(np.argmax(p))
         return best < 10 and float(p[best]) >= min_conf
 
+    def _polygon_not_zero(self, p: np.ndarray, mask: np.ndarray) -> bool:
+        """The candidate reads as 0 but is a triangle or a box (see ClassifyConfig.zero_min_triangle_fill)."""
+        cc = self.config.classify
+        if int(np.argmax(p)) != 0:
+            return False
+        fill = detect.polygon_fill(mask)
+        return fill is not None and (fill[0] < cc.zero_min_triangle_fill or fill[1] < cc.zero_min_rect_fill)
+
     def _decide(self, options: list[list[_Hypothesis]], probs: np.ndarray, scale: float,
-                width: int, height: int) -> list[Digit]:
+                width: int, height: int, masks: Sequence[np.ndarray]) -> list[Digit]:
         cc = self.config.classify
         found: list[Digit] = []
         rejected: list[tuple[int, int, int, int]] = []
-        for hyps in options:
+        for hyps, mask in zip(options, masks):
             whole = hyps[0]
             p_whole = probs[whole.rows[0]]
-            whole_ok = self._is_digit(p_whole, cc.min_confidence)
+            whole_ok = self._is_digit(p_whole, cc.min_confidence) and not self._polygon_not_zero(p_whole, mask)
             best_split, best_score = None, -1.0
             for hyp in hyps[1:]:
                 ps = probs[hyp.rows]

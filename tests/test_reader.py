@@ -15,7 +15,7 @@ import pytest
 
 from digitlens import detect
 from digitlens.reading import Digit
-from digitlens.recognizer import GroupConfig, group_numbers, shipped_model_path
+from digitlens.recognizer import ClassifyConfig, GroupConfig, ReaderConfig, Recognizer, group_numbers, shipped_model_path
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -276,3 +276,31 @@ def test_holes_after_filling_pinholes_are_the_filled_masks_own():
         grey = rng.integers(0, 256, filled.shape).astype(np.uint8)
         box = (0, 0, filled.shape[1], filled.shape[0])
         assert detect.loop_brightness(grey, filled, box, holes) == detect.loop_brightness(grey, filled, box)
+
+
+def test_polygon_fill_tells_a_loop_from_a_triangle_or_a_box():
+    for axes, angle in (((40, 40), 0), ((40, 12), 0), ((40, 15), 35)):  # an ellipse, whatever its aspect and slant
+        mask = np.zeros((100, 100), np.uint8)
+        cv2.ellipse(mask, (50, 50), axes, angle, 0, 360, 1, 3)
+        triangle, rect = detect.polygon_fill(mask)
+        assert 1.5 < triangle < 1.8 and 1.2 < rect < 1.35, (axes, triangle, rect)
+    tri = np.zeros((100, 100), np.uint8)
+    cv2.polylines(tri, [np.array([[10, 90], [50, 15], [90, 85]], np.int32)], True, 1, 3)
+    box = np.zeros((100, 100), np.uint8)
+    cv2.polylines(box, [np.array([[15, 20], [85, 25], [80, 80], [12, 75]], np.int32)], True, 1, 3)
+    assert detect.polygon_fill(tri)[0] < 1.15 and detect.polygon_fill(box)[1] < 1.1
+    assert detect.polygon_fill(np.zeros((5, 5), np.uint8)) is None
+
+
+def test_a_small_triangle_and_box_are_not_zeros_but_a_written_zero_is(core_reader, core_mnist):
+    """Small, thick outlines (a road sign, a checkbox) that the network alone takes for 0s."""
+    page = paper(gradient=False)
+    cv2.polylines(page, [np.array([[100, 200], [108, 184], [116, 200]], np.int32)], True, (40, 40, 40), 3)
+    cv2.rectangle(page, (300, 184), (312, 200), (40, 40, 40), 3)
+    alone = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(zero_min_triangle_fill=0.0,
+                                                                               zero_min_rect_fill=0.0)))
+    assert [d.digit for d in alone.read(page).digits] == [0, 0]  # what the shape rule is for
+    assert core_reader.read(page).digits == ()
+    boxes = write_digits(page, pick(core_mnist, "0"), 480, 130, 70)
+    digits = core_reader.read(page).digits
+    assert [d.digit for d in digits] == [0] and abs(digits[0].box[0] - boxes[0][0]) < 10

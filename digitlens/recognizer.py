@@ -28,6 +28,8 @@ SHIPPED_MODEL = "lens.onnx"
 class ClassifyConfig:
     min_confidence: float = 0.8  # a digit's calibrated probability must reach this, else "no digit": on generated
     # photos (seed 7, not the benchmark's) 0.8 keeps 98.8% of true digits and drops a quarter of false ones
+    neighbour_min_confidence: float = 0.5  # ... or this, beside a digit that reached it, in line, of its height
+    # and as close as digits of one number: people write numbers, and a smudged digit of one is still a digit
     split_aspect: float = 1.15  # candidates wider than 1.15 x their height may be touching digits (an H or a U,
     # about as wide as tall, would otherwise split into two 1s)
     split_min_confidence: float = 0.8  # every part of an accepted split must be a digit this sure
@@ -236,6 +238,30 @@ def drop_words(digits: list[Digit], rejected: Sequence[tuple[int, int, int, int]
     return [d for i, d in enumerate(digits) if tally[root[i]][1] < max(1, tally[root[i]][0])]
 
 
+def admit_neighbours(digits: list[Digit], unsure: Sequence[Digit], cfg: GroupConfig = GroupConfig()) -> list[Digit]:
+    """The digits, and the unsure ones that continue a number of them: in line with a digit (centres within
+    half the taller's height), of about its height (0.7..1/0.7) and at most `number_gap` heights from it, not
+    on top of it. Admitted digits admit their own neighbours in turn."""
+    out = list(digits)
+    pending = list(unsure)
+    grew = True
+    while grew and pending and out:
+        grew = False
+        for u in list(pending):
+            ux, uy, uw, uh = u.box
+            for d in out:
+                dx, dy, dw, dh = d.box
+                tall = max(uh, dh)
+                gap = max(ux - (dx + dw), dx - (ux + uw))
+                if (min(uh, dh) >= 0.7 * tall and abs((uy + uh / 2) - (dy + dh / 2)) <= 0.5 * tall
+                        and -0.3 * min(uw, dw) <= gap <= cfg.number_gap * tall):
+                    out.append(u)
+                    pending.remove(u)
+                    grew = True
+                    break
+    return out
+
+
 @dataclass
 class _Hypothesis:
     rows: list[int]  # rows of the probability batch, one per digit
@@ -381,6 +407,7 @@ class Recognizer:
         cc = self.config.classify
         found: list[Digit] = []
         rejected: list[tuple[int, int, int, int]] = []
+        unsure: list[Digit] = []  # digits under min_confidence, over neighbour_min_confidence
         for hyps, mask in zip(options, masks):
             whole = hyps[0]
             p_whole = probs[whole.rows[0]]
@@ -398,10 +425,13 @@ class Recognizer:
                     found.append(self._digit(probs[row], box, scale, width, height))
             elif whole_ok:
                 found.append(self._digit(p_whole, whole.boxes[0], scale, width, height))
-            else:
+            else:  # unsure digits count as rejected for the word rule: a smudged letter does not make a word a number
                 rejected.append(_to_input(whole.boxes[0], scale, width, height))
+                if self._is_digit(p_whole, cc.neighbour_min_confidence) and not self._polygon_not_zero(p_whole, mask):
+                    unsure.append(self._digit(p_whole, whole.boxes[0], scale, width, height))
         found = self._suppress(found)
         found = drop_words(found, rejected, cc)
+        found = self._suppress(admit_neighbours(found, unsure, self.config.group))
         return self._drop_specks(found)
 
     def _suppress(self, digits: list[Digit]) -> list[Digit]:

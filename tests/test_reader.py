@@ -304,3 +304,20 @@ def test_a_small_triangle_and_box_are_not_zeros_but_a_written_zero_is(core_reade
     boxes = write_digits(page, pick(core_mnist, "0"), 480, 130, 70)
     digits = core_reader.read(page).digits
     assert [d.digit for d in digits] == [0] and abs(digits[0].box[0] - boxes[0][0]) < 10
+
+
+def test_unsure_digits_are_admitted_only_beside_digits_of_a_number():
+    from digitlens.recognizer import admit_neighbours
+
+    def dig(v, conf, x, y=100, w=30, h=50):
+        return Digit(v, conf, (x, y, w, h), ((v, conf),))
+
+    sure = [dig(4, 0.99, 100)]
+    beside = dig(2, 0.6, 140)  # gap 10 px = 0.2 heights
+    next_to_it = dig(7, 0.55, 180)  # beside the unsure one only: admitted through it
+    far = dig(1, 0.6, 300)  # 5 heights away: another thing
+    other_line = dig(3, 0.6, 140, y=200)
+    small = dig(5, 0.6, 140, h=20)  # a speck's height
+    out = admit_neighbours(sure, [far, next_to_it, beside, other_line, small])
+    assert sorted(d.box[0] for d in out) == [100, 140, 180]
+    assert admit_neighbours([], [beside]) == []  # nothing sure: nothing admitted

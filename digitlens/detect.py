@@ -461,18 +461,33 @@ def find_candidates(image: np.ndarray, cfg: DetectConfig = DetectConfig()) -> tu
         if cv2.countNonZero(strong) < cfg.min_area_px:
             continue  # no ink of this polarity (chalk on a page, pen on a board): skip its work
         candidates.extend(components(remove_lines(weak, cfg), strong, cfg, polarity, grey, bg))
-    return _resolve_polarity(candidates), scale
+    return _resolve_polarity(candidates, grey.shape), scale
 
 
-def _resolve_polarity(candidates: list[Candidate]) -> list[Candidate]:
+def _resolve_polarity(candidates: list[Candidate], frame: tuple[int, int], surface_frac: float = 0.15,
+                      surface_min_inside: int = 3) -> list[Candidate]:
     """Where dark and light regions touch, one is the ink and the other the surface seen between or inside
-    its strokes (paper between bold letters, the board inside a chalk 6): keep the larger."""
+    its strokes (paper between bold letters, the board inside a chalk 6): keep the larger. But a region over
+    `surface_frac` of the frame with `surface_min_inside` or more regions of the other polarity inside its box
+    is itself a surface (a light page on a dark desk, with the writing on it), and gives way to them."""
     if len({c.polarity for c in candidates}) < 2:
         return candidates
+    h, w = frame
+
+    def inside(outer: Candidate, c: Candidate) -> bool:
+        ox, oy, ow, oh = outer.box
+        cx, cy = c.box[0] + c.box[2] / 2, c.box[1] + c.box[3] / 2
+        return ox <= cx <= ox + ow and oy <= cy <= oy + oh
+
+    surfaces = {id(c) for c in candidates if c.box[2] * c.box[3] >= surface_frac * h * w
+                and sum(o.polarity != c.polarity and inside(c, o) for o in candidates) >= surface_min_inside}
     kept = []
     for c in candidates:
+        if id(c) in surfaces:
+            continue
         area = c.box[2] * c.box[3]
-        bigger = [o.box for o in candidates if o.polarity != c.polarity and o.box[2] * o.box[3] > area]
+        bigger = [o.box for o in candidates if o.polarity != c.polarity and o.box[2] * o.box[3] > area
+                  and id(o) not in surfaces]
         if not _touches_any(c.box, bigger):
             kept.append(c)
     return kept

@@ -321,3 +321,17 @@ def test_unsure_digits_are_admitted_only_beside_digits_of_a_number():
     out = admit_neighbours(sure, [far, next_to_it, beside, other_line, small])
     assert sorted(d.box[0] for d in out) == [100, 140, 180]
     assert admit_neighbours([], [beside]) == []  # nothing sure: nothing admitted
+
+
+@pytest.mark.parametrize("level", [110, 130])
+def test_a_dim_page_on_a_dark_desk_is_the_surface_not_light_ink(core_reader, core_mnist, level):
+    """A dim page on a dark desk looks like one big light-ink region; with the writing inside it, it is the
+    surface and must not hide the digits (it did: nothing or '307' was read here)."""
+    rng = np.random.default_rng(0)
+    frame = np.full((480, 640, 3), 25, np.uint8)
+    page = np.full((380, 520, 3), level, np.float32) * np.linspace(0.75, 1.0, 520, dtype=np.float32)[None, :, None]
+    frame[50:430, 60:580] = page.clip(0, 255).astype(np.uint8)
+    frame = (frame.astype(np.float32) + rng.normal(0, 2, frame.shape)).clip(0, 255).astype(np.uint8)
+    write_digits(frame, pick(core_mnist, "2748"), 150, 150, 60, ink=15)
+    write_digits(frame, pick(core_mnist, "305", 3), 200, 300, 60, ink=15)
+    assert core_reader.read(frame).text == "2748 305"

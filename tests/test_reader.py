@@ -335,3 +335,16 @@ def test_a_dim_page_on_a_dark_desk_is_the_surface_not_light_ink(core_reader, cor
     write_digits(frame, pick(core_mnist, "2748"), 150, 150, 60, ink=15)
     write_digits(frame, pick(core_mnist, "305", 3), 200, 300, 60, ink=15)
     assert core_reader.read(frame).text == "2748 305"
+
+
+@pytest.mark.parametrize("word,font", [("mum", cv2.FONT_HERSHEY_SIMPLEX), ("hum", cv2.FONT_HERSHEY_DUPLEX),
+                                       ("mmm", cv2.FONT_ITALIC | cv2.FONT_HERSHEY_SIMPLEX)])
+def test_letters_cut_into_strokes_are_not_ones_and_sevens(core_reader, core_mnist, word, font):
+    """An m cut apart gives a 1 and hooked 7s ('177'): a split made only of 1s and 7s is a letter's strokes."""
+    page = paper(gradient=False)
+    cv2.putText(page, word, (150, 260), font, 3, (40, 40, 40), 5)
+    strokes = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(letter_strokes=())))
+    assert set(strokes.read(page).text) - {" "} <= {"1", "7"} and strokes.read(page).text  # what the rule is for
+    assert core_reader.read(page).digits == ()
+    write_digits(page, pick(core_mnist, "17"), 200, 330, 70)  # written apart, 1 and 7 still read
+    assert core_reader.read(page).text == "17"

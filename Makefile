@@ -46,7 +46,8 @@ bench: $(VENV)/.dev
 	$(BIN)/python benchmarks/fuzz.py
 
 model: $(VENV)/.dev
-	$(BIN)/python benchmarks/train.py --arch lens --ship
+	$(BIN)/python benchmarks/train.py --arch lens --out runs/lens
+	$(BIN)/python benchmarks/finetune.py --run runs/lens --out runs/lens-ft --ship
 	$(BIN)/python benchmarks/train.py --arch seed --ship
 
 clean:

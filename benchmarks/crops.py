@@ -42,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1000, help="MNIST test digits (the first N; default 1000)")
     ap.add_argument("--out", type=Path, default=RESULTS / "crops-mnist.json")
+    ap.add_argument("--model", default=None, help="ONNX model (default: the shipped one)")
     args = ap.parse_args(argv)
 
     from tqdm import tqdm
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(1)
     info = machine_info()
     mnist = load_mnist()
-    reader = Recognizer.load(None, ReaderConfig(intra_op_threads=1))
+    reader = Recognizer.load(args.model, ReaderConfig(intra_op_threads=1))
     right = {w: 0 for w in WAYS}
     empty = {w: 0 for w in WAYS}
     ms = {w: [] for w in WAYS}
@@ -69,7 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     probs = reader.classify(mnist.x_test[:n])
     classifier = float(np.mean(probs[:, :10].argmax(1) == mnist.y_test[:n]))
     result = {
-        "benchmark": "crops", "command": "python benchmarks/crops.py" + (f" --n {args.n}" if args.n != 1000 else ""),
+        "benchmark": "crops", "command": "python benchmarks/crops.py" + (f" --n {args.n}" if args.n != 1000 else "")
+        + (f" --model {args.model}" if args.model else ""),
         "machine": info, "model": reader.metadata.get("sha256"), "digits": n,
         "read_exactly": {w: round(right[w] / n, 4) for w in WAYS},
         "read_nothing": {w: round(empty[w] / n, 4) for w in WAYS},

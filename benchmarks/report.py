@@ -44,9 +44,19 @@ def train_section() -> list[str]:
         tta = r["time_to_accuracy_s"]
         rows.append(f"| {label} | {where} | {r['epochs']} | {r['train_seconds'] / 60:.1f} min | {secs(tta['0.990'])} | "
                     f"{secs(tta['0.995'])} | {secs(tta['0.997'])} | **{pct(r['mnist_test_accuracy'])}** | `{name}` |")
+    ft = load("finetune-lens-cpu.json")
+    if ft:
+        base = load("train-lens-cpu.json") or {}
+        tta = ft.get("time_to_accuracy_s") or {}
+        h = ft["harvest"]
+        rows.append(f"| default (lens), fine-tuned on {h['crops']:,} crops cut out of training scenes (shipped) | "
+                    f"{ft['machine']['cores']}-core CPU | {base.get('epochs', '?')} + {ft['epochs']} | "
+                    f"{base.get('train_seconds', 0) / 60:.1f} + {ft['train_seconds'] / 60:.1f} min "
+                    f"(+ {h['seconds'] / 60:.1f} min harvesting) | {secs(tta.get('0.990'))} | {secs(tta.get('0.995'))} | "
+                    f"{secs(tta.get('0.997'))} | **{pct(ft['mnist_test_accuracy'])}** | `finetune-lens-cpu.json` |")
     if not rows:
         return []
-    return ["### Training (`python benchmarks/train.py --arch ARCH`)", "",
+    return ["### Training (`python benchmarks/train.py --arch ARCH`, then `python benchmarks/finetune.py`)", "",
             "MNIST test accuracy is 10-way, one model, no test-time augmentation; time-to-accuracy counts training "
             "time only (the test-accuracy probes that measure it are excluded).", "",
             "| network | device | epochs | training time | to 99.0% | to 99.5% | to 99.7% | MNIST test | file |",
@@ -72,6 +82,15 @@ def read_section() -> list[str]:
                    f"{pct(k['numbers'].get('precision'), 1)} | {pct(k['numbers'].get('recall'), 1)} | "
                    f"{pct(k['empty']['pages_read_empty'], 1)} | {'–' if speed is None else f'{speed:.1f}'} | "
                    f"{'–' if cls is None else f'{cls:,.0f}'} |")
+    before = load("before-finetune/read-summary.json")
+    if before and "digitlens" in before["readers"]:  # the same scenes, the model before its fine-tuning
+        r = before["readers"]["digitlens"]
+        k = r["per_kind"]
+        speed = r.get("speed", {}).get("median_ms_1280x720")
+        out.append(f"| digitlens, model before fine-tuning (`before-finetune/`) | {pct(k['single']['exact'], 1)} | "
+                   f"{pct(k['numbers']['exact'], 1)} | {pct(k['numbers'].get('precision'), 1)} | "
+                   f"{pct(k['numbers'].get('recall'), 1)} | {pct(k['empty']['pages_read_empty'], 1)} | "
+                   f"{'–' if speed is None else f'{speed:.1f}'} | – |")
     d = s["readers"].get("digitlens")
     if d:
         k = d["per_kind"]
@@ -119,7 +138,10 @@ def serve_section() -> list[str]:
     load = d["machine"].get("load_avg_at_start")
     out = [f"### Serving (`python benchmarks/serve.py`, `{files[-1].name}`)", "",
            f"{d['scenes']['count']} photo-like {d['scenes']['size']} JPEGs; the server is started as a subprocess. "
-           + (f"Load average when it started: {load[0]:.1f} on {d['machine']['cores']} cores. " if load else ""), "",
+           + (f"Load average when it started: {load[0]:.1f} on {d['machine']['cores']} cores. " if load else "")
+           + ("The HTTP clients are a minimal keep-alive HTTP/1.1 client on the same 2 cores as the server "
+              f"({d['http_read']['client_cpu_ms_per_request']:.2f} ms of CPU per request; httpx took ~1.6 ms)."
+              if "client_cpu_ms_per_request" in d["http_read"] else ""), "",
            "| what | measured | target | |", "| --- | --- | --- | --- |",
            f"| reader alone, p50 | {d['reader_alone_ms']['p50']:.1f} ms | | |",
            f"| server overhead, 1 client, p50 | {d['server_overhead_p50_ms']:.1f} ms | small | |",

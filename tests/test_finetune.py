@@ -1,0 +1,39 @@
+"""benchmarks/finetune.py: how harvested crops are labelled, and its cache is read without pickle."""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+import finetune  # noqa: E402
+
+
+def test_label_crop_takes_one_digit_refuses_pieces_and_pairs():
+    cfg = finetune.HarvestConfig()
+    truth = [{"digit": 3, "box": [100, 100, 30, 50]}, {"digit": 8, "box": [135, 100, 30, 50]}]
+    assert finetune.label_crop((101, 99, 29, 52), truth, cfg) == 3  # on the 3
+    assert finetune.label_crop((400, 300, 30, 40), truth, cfg) == 10  # on nothing: not a digit
+    assert finetune.label_crop((100, 100, 65, 50), truth, cfg) is None  # the pair 38 as one crop: left out
+    assert finetune.label_crop((100, 100, 30, 20), truth, cfg) is None  # the top of the 3: left out
+    assert finetune.label_crop((0, 0, 10, 10), [], cfg) == 10
+
+
+def test_harvest_cache_is_used_only_for_the_same_settings_and_never_unpickled(tmp_path):
+    cfg = finetune.HarvestConfig(numbers=1, single=0, empty=0)
+    x, y = np.zeros((2, 28, 28), np.uint8), np.array([4, 10])
+    path = tmp_path / "harvest.npz"
+    np.savez_compressed(path, x=x, y=y, format=finetune.HARVEST_FORMAT, config=json.dumps(asdict(cfg)))
+    got_x, got_y = finetune.load_harvest(path, cfg)
+    assert np.array_equal(got_x, x) and got_y.tolist() == [4, 10]
+    assert finetune.load_harvest(path, finetune.HarvestConfig(numbers=2)) is None  # other settings: harvest again
+    assert finetune.load_harvest(tmp_path / "missing.npz", cfg) is None
+    evil = tmp_path / "evil.npz"
+    np.savez(evil, x=np.array([object()], dtype=object), y=y, format=finetune.HARVEST_FORMAT,
+             config=json.dumps(asdict(cfg)))
+    with pytest.raises(ValueError):
+        finetune.load_harvest(evil, cfg)

@@ -51,6 +51,11 @@ class ClassifyConfig:
     # a box (a road sign, a checkbox), not a digit. Below the least of the MNIST training 0s (1.29 and 1.19).
     zero_min_triangle_fill: float = 1.25
     zero_min_rect_fill: float = 1.12
+    # A candidate under 32 px tall is read from its grey patch binarised at 3x (detect.finer_mask): at its own
+    # size, binarising closes the loops of a 6, 8 or 9 and breaks thin strokes. On dev scenes of training
+    # digits (seed 7) shrunk to digits ~20 px tall: digit recall 73 -> 80%, empty pages 80 -> 86%.
+    fine_below_px: int = 32
+    fine_zoom: int = 3
     max_ones_run: int = 3  # a "number" of more 1s than this and nothing else is hatching, a fence, tally marks
     # or a barcode: parallel strokes, which photos are full of and people rarely write as "1111"
 
@@ -344,9 +349,16 @@ class Recognizer:
         timings["detect"] = (t1 - t0) * 1000
         crops: list[np.ndarray] = []
         options: list[list[_Hypothesis]] = []  # per candidate: whole, then splits
+        grey = None  # the processing-size grey image, made only when a candidate is small
         for cand in candidates:
             hyps = [_Hypothesis([len(crops)], [cand.box])]
-            crops.append(normalise_mask(cand.mask, cfg.normalise))
+            mask = cand.mask
+            if cand.box[3] < cfg.classify.fine_below_px:
+                if grey is None:
+                    grey = detect.processing_grey(image, scale)
+                mask = detect.finer_mask(grey, cand, cfg.classify.fine_zoom)
+                mask = cand.mask if mask is None else mask
+            crops.append(normalise_mask(mask, cfg.normalise))
             if cand.box[2] > cfg.classify.split_aspect * cand.box[3]:
                 hyps += self._splits(cand, crops)
             options.append(hyps)

@@ -380,3 +380,34 @@ def test_a_straight_stroke_alone_is_a_one(core_reader, thickness, tilt):
     sheet = np.full((800, 1120), 255, np.uint8)
     cv2.line(sheet, (560 + tilt, 220), (560 - tilt, 580), 0, thickness)
     assert core_reader.read(sheet).text == "1"
+
+
+def test_small_digits_are_read_from_a_finer_binarisation(core_reader, core_mnist):
+    """Numbers written 18 px tall, slightly blurred, JPEG'd: binarised at their own size, loops close and
+    strokes break (without detect.finer_mask the reader got 4 of these 12 pages right; with it, 10)."""
+    rng = np.random.default_rng(1)
+    right = 0
+    for k in range(12):
+        page = paper(seed=k)
+        texts = []
+        for line in range(3):
+            s = "".join(str(v) for v in rng.integers(0, 10, 4))
+            write_digits(page, pick(core_mnist, s, offset=k * 13 + line), 80 + 40 * line, 80 + 120 * line, 18)
+            texts.append(s)
+        page = cv2.GaussianBlur(page, (0, 0), 0.7)
+        page = cv2.imdecode(cv2.imencode(".jpg", page, [cv2.IMWRITE_JPEG_QUALITY, 70])[1], cv2.IMREAD_COLOR)
+        right += core_reader.read(page).text == " ".join(texts)
+    assert right >= 9, right
+
+
+def test_finer_mask_keeps_to_its_candidate_and_fails_softly():
+    grey = np.full((60, 80), 220, np.uint8)
+    cv2.circle(grey, (20, 30), 8, 40, 2)  # a small 0
+    cv2.line(grey, (50, 15), (50, 45), 40, 2)  # a neighbour, outside the candidate's box
+    mask = (grey[20:41, 10:31] < 128).astype(np.uint8)
+    cand = detect.Candidate((10, 20, 21, 21), mask, "dark")
+    fine = detect.finer_mask(grey, cand, 3)
+    assert fine is not None and 55 <= fine.shape[0] <= 66 and 55 <= fine.shape[1] <= 66  # the 0 at 3x, alone
+    assert detect._holes(fine) is not None  # its loop open
+    flat = np.full((60, 80), 200, np.uint8)  # nothing to threshold: no mask, not an error
+    assert detect.finer_mask(flat, detect.Candidate((10, 20, 21, 21), mask, "dark"), 3) is None

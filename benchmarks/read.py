@@ -99,6 +99,14 @@ def score_reading(reading, truth: dict) -> dict[str, Any]:
             "n_pred": len(pred), "n_truth": len(truth["digits"]), "tp": len(matches), "located": len(located)}
 
 
+def shrink(image: np.ndarray, truth: dict, factor: float) -> tuple[np.ndarray, dict]:
+    """A scene and its truth at `factor` x the size: the same photo taken from farther away."""
+    h, w = image.shape[:2]
+    small = cv2.resize(image, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA)
+    digits = [{**d, "box": [int(round(v * factor)) for v in d["box"]]} for d in truth["digits"]]
+    return small, {**truth, "size": [small.shape[0], small.shape[1]], "digits": digits}
+
+
 def summarise(rows: list[dict]) -> dict[str, Any]:
     """Aggregate per-scene scores (with 'kind' and 'ms') into the benchmark's numbers."""
     out: dict[str, Any] = {"per_kind": {}}
@@ -249,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=3, help="reads per speed photo (median taken)")
     ap.add_argument("--failures", type=int, default=4, help="failures per kind in the montage")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    ap.add_argument("--shrink", type=float, default=1.0,
+                    help="scale every scene by this (e.g. 0.45: digits ~26 px tall instead of ~58), truth with it")
     args = ap.parse_args(argv)
     if args.quick:
         args.n, args.speed_n, args.repeat = 20, 10, 2
@@ -272,9 +282,13 @@ def main(argv: list[str] | None = None) -> int:
     first = next(iter(readers))
     fail_tiles: dict[str, list[np.ndarray]] = {}
     causes: dict[str, dict[str, dict[str, int]]] = {n: {k: {} for k in KINDS} for n in readers}
+    heights: list[float] = []  # of the truth digits, in pixels of the images read
     for kind in KINDS:
         for i in tqdm(range(args.n), desc=f"{kind} scenes", unit="scene"):
             image, truth = make_scene(kind, scene_rng(args.seed, kind, i), mnist=mnist)
+            if args.shrink != 1.0:
+                image, truth = shrink(image, truth, args.shrink)
+            heights += [d["box"][3] for d in truth["digits"]]
             for name, reader in readers.items():
                 t = time.perf_counter()
                 try:
@@ -335,6 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             cv2.setNumThreads(1)
         result["failure_causes"] = causes[name]
         report = {"reader": name, "command": command, "machine": info, "scenes_per_kind": args.n, "scene_seed": args.seed,
+                  "shrink": args.shrink,
                   "match_iou": MATCH_IOU, **result,
                   "model": {k: v for k, v in (getattr(reader, "metadata", {}) or {}).items()
                             if k in ("arch", "path", "sha256", "mnist_test_accuracy")},
@@ -342,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
         (args.out / f"read-{name}.json").write_text(json.dumps(report, indent=1, default=str))
         summary[name] = result
     (args.out / "read-summary.json").write_text(json.dumps(
-        {"command": command, "machine": info, "scenes_per_kind": args.n, "scene_seed": args.seed,
+        {"command": command, "machine": info, "scenes_per_kind": args.n, "scene_seed": args.seed, "shrink": args.shrink,
+         "digit_height_median_px": round(float(np.median(heights)), 1) if heights else None,
          "skipped": skipped, "readers": summary}, indent=1, default=str))
     if fail_tiles:
         cv2.imwrite(str(args.out / "read-failures.png"), montage(fail_tiles, args.failures))

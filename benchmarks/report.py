@@ -94,6 +94,14 @@ def read_section() -> list[str]:
                    f"{pct(k['numbers']['exact'], 1)} | {pct(k['numbers'].get('precision'), 1)} | "
                    f"{pct(k['numbers'].get('recall'), 1)} | {pct(k['empty']['pages_read_empty'], 1)} | "
                    f"{'–' if speed is None else f'{speed:.1f}'} | – |")
+    small = load("small-digits/read-summary.json")
+    if small:  # the same scenes taken from farther away: how the readers hold up on small digits
+        for name, r in small["readers"].items():
+            k = r["per_kind"]
+            out.append(f"| {name}, scenes shrunk to {small['shrink']:g}x, digits {small['digit_height_median_px']:.0f} px "
+                       f"(`small-digits/`) | {pct(k['single']['exact'], 1)} | {pct(k['numbers']['exact'], 1)} | "
+                       f"{pct(k['numbers'].get('precision'), 1)} | {pct(k['numbers'].get('recall'), 1)} | "
+                       f"{pct(k['empty']['pages_read_empty'], 1)} | – | – |")
     d = s["readers"].get("digitlens")
     if d:
         k = d["per_kind"]

@@ -293,9 +293,8 @@ def main() -> int:
               f"({train_seconds:.0f} s)", file=sys.stderr)
 
     final = ema.copy_to(eval_model)
-    crng = np.random.default_rng([tcfg.seed, 999_999])  # the run's own calibration set, plus held-out crops
-    cal_x = np.concatenate([x_ho, synth.camera_digits(x_ho, crng), synth.negatives(len(x_ho) // 2, crng, x_ho), hx_ho])
-    cal_y = np.concatenate([y_ho, y_ho, np.full(len(x_ho) // 2, 10), hy_ho]).astype(np.int64)
+    cal_x, cal_y = T.calibration_set(x_ho, y_ho, tcfg.seed)  # the run's own calibration set, plus held-out crops
+    cal_x, cal_y = np.concatenate([cal_x, hx_ho]), np.concatenate([cal_y, hy_ho]).astype(np.int64)
     temperature = T.fit_temperature(T.predict_logits(final, cal_x, device), torch.from_numpy(cal_y))
     test_acc = T.digit_accuracy(T.predict_logits(final, mnist.x_test, device), mnist.y_test)  # measured only
     val_acc = T.digit_accuracy(T.predict_logits(final, x_ho, device), y_ho)

@@ -213,7 +213,10 @@ def union_roots(n: int, pairs) -> list[int]:
     return [find(i) for i in range(n)]
 
 
-def _holes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+Holes = tuple[np.ndarray, np.ndarray, np.ndarray]  # (labels, stats, which labels are holes) of a mask's background
+
+
+def _holes(mask: np.ndarray) -> Holes | None:
     """The background of a region's mask, labelled (4-connected), its label stats, and which labels are holes:
     enclosed by the ink, not reaching the mask's edge. None when the background is one piece."""
     h, w = mask.shape
@@ -224,9 +227,6 @@ def _holes(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None
     inner = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h)
     inner[0] = False
     return labels, stats, inner
-
-
-Holes = tuple[np.ndarray, np.ndarray, np.ndarray]  # (labels, stats, which labels are holes) of a mask's background, as _holes returns; None: no holes
 
 
 def fill_pinholes_holes(mask: np.ndarray, cfg: DetectConfig) -> tuple[np.ndarray, Holes | None]:
@@ -365,7 +365,7 @@ def finer_mask(grey: np.ndarray, cand: Candidate, zoom: int = 3) -> np.ndarray |
     keep = np.flatnonzero(hits[1:] > 0.2 * stats[1:, cv2.CC_STAT_AREA]) + 1
     if not len(keep):
         return None
-    mask = np.isin(labels, keep).astype(np.uint8)
+    mask = _members(labels, keep)
     bx, by, bw, bh = cv2.boundingRect(mask)
     return mask[by:by + bh, bx:bx + bw] if bw and bh else None
 
@@ -469,20 +469,20 @@ def _touches_any(box: tuple[int, int, int, int], others: list[tuple[int, int, in
     return any(x - m < ox + ow and ox < x + w + m and y - m < oy + oh and oy < y + h + m for ox, oy, ow, oh in others)
 
 
-def processing_grey(image: np.ndarray, scale: float) -> np.ndarray:
-    """The grey image at the processing scale find_candidates works at (its boxes are in these pixels)."""
-    grey = to_grey(image)
-    h, w = grey.shape
-    if scale < 1.0:
-        grey = cv2.resize(grey, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
-    return grey
-
-
 def find_candidates(image: np.ndarray, cfg: DetectConfig = DetectConfig()) -> tuple[list[Candidate], float]:
     """Image (BGR or grey uint8) -> candidates in processing pixels, and the scale (processing / input)."""
-    h, w = image.shape[:2]
+    candidates, scale, _ = candidates_and_grey(image, cfg)
+    return candidates, scale
+
+
+def candidates_and_grey(image: np.ndarray, cfg: DetectConfig = DetectConfig()
+                        ) -> tuple[list[Candidate], float, np.ndarray]:
+    """find_candidates, and the grey image at the processing scale it worked at (the candidates' pixels)."""
+    grey = to_grey(image)
+    h, w = grey.shape
     scale = min(1.0, cfg.max_side / max(h, w))
-    grey = processing_grey(image, scale)
+    if scale < 1.0:
+        grey = cv2.resize(grey, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
     polarities = {"both": ("dark", "light"), "dark": ("dark",), "light": ("light",)}.get(cfg.polarity)
     if polarities is None:
         raise ValueError(f"polarity must be 'dark', 'light' or 'both', got {cfg.polarity!r}")
@@ -496,7 +496,7 @@ def find_candidates(image: np.ndarray, cfg: DetectConfig = DetectConfig()) -> tu
         if cv2.countNonZero(strong) < cfg.min_area_px:
             continue  # no ink of this polarity (chalk on a page, pen on a board): skip its work
         candidates.extend(components(remove_lines(weak, cfg), strong, cfg, polarity, grey, bg))
-    return _resolve_polarity(candidates, grey.shape), scale
+    return _resolve_polarity(candidates, grey.shape), scale, grey
 
 
 def _resolve_polarity(candidates: list[Candidate], frame: tuple[int, int], surface_frac: float = 0.15,

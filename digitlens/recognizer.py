@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from digitlens import detect, modelfile
-from digitlens.normalise import NormaliseConfig, normalise_mask
+from digitlens.normalise import NormaliseConfig, ink_bounds, normalise_mask
 from digitlens.reading import Digit, Number, Reading
 
 SHIPPED_MODEL = "lens.onnx"
@@ -221,6 +221,20 @@ def on_paper(image: np.ndarray, min_side: int) -> tuple[np.ndarray, tuple[int, i
     return sheet, (pad_x, pad_y, zoom)
 
 
+def side_by_side(boxes: Sequence[tuple[int, int, int, int]], height_ratio: float, max_gap: float) -> np.ndarray:
+    """(n, n) bool: boxes i and j stand side by side in one line, as characters of one word or one number do.
+    Of about the same height (the smaller at least `height_ratio` of the taller), centres within half the
+    taller's height of each other, a gap of at most `max_gap` x the taller's height, and not overlapping by
+    more than 0.3 x the narrower's width (a fragment of the same character)."""
+    x, y, w, h = np.asarray(boxes, np.float64).reshape(-1, 4).T
+    big, small = np.maximum.outer(h, h), np.minimum.outer(h, h)
+    gap = np.maximum(x[None, :] - (x + w)[:, None], x[:, None] - (x + w)[None, :])
+    return ((small >= height_ratio * big)
+            & (np.abs((y + h / 2)[:, None] - (y + h / 2)[None, :]) <= 0.5 * big)
+            & (gap <= max_gap * big)
+            & (gap >= -0.3 * np.minimum.outer(w, w)))
+
+
 def drop_words(digits: list[Digit], rejected: Sequence[tuple[int, int, int, int]],
                cfg: ClassifyConfig = ClassifyConfig()) -> list[Digit]:
     """Drop the "digits" that are letters of a word: side by side with candidates the model rejected (letters,
@@ -229,15 +243,8 @@ def drop_words(digits: list[Digit], rejected: Sequence[tuple[int, int, int, int]
     letters = [b for b in rejected if b[2] <= cfg.word_max_aspect * b[3]]
     if not digits or not letters:
         return digits
-    boxes = np.array([d.box for d in digits] + letters, np.float64)
-    n, nd = len(boxes), len(digits)
-    x, y, w, h = boxes.T
-    big, small = np.maximum.outer(h, h), np.minimum.outer(h, h)
-    gap = np.maximum(x[None, :] - (x + w)[:, None], x[:, None] - (x + w)[None, :])
-    link = ((small >= cfg.word_height_ratio * big)  # about the same height
-            & (np.abs((y + h / 2)[:, None] - (y + h / 2)[None, :]) <= 0.5 * big)  # one line
-            & (gap <= cfg.word_gap * big)  # close ...
-            & (gap >= -0.3 * np.minimum.outer(w, w)))  # ... but not overlapping (a fragment of the same character)
+    n, nd = len(digits) + len(letters), len(digits)
+    link = side_by_side([d.box for d in digits] + letters, cfg.word_height_ratio, cfg.word_gap)
     # letters link to letters too: in "UNWur" the U reaches the r through N and W
     root = detect.union_roots(n, zip(*np.nonzero(np.triu(link, 1))))
     tally: dict[int, list[int]] = {}  # word -> [digits, rejected]
@@ -247,27 +254,23 @@ def drop_words(digits: list[Digit], rejected: Sequence[tuple[int, int, int, int]
 
 
 def admit_neighbours(digits: list[Digit], unsure: Sequence[Digit], cfg: GroupConfig = GroupConfig()) -> list[Digit]:
-    """The digits, and the unsure ones that continue a number of them: in line with a digit (centres within
-    half the taller's height), of about its height (0.7..1/0.7) and at most `number_gap` heights from it, not
-    on top of it. Admitted digits admit their own neighbours in turn."""
-    out = list(digits)
-    pending = list(unsure)
+    """The digits, and the unsure ones that continue a number of them: side by side with a digit (see
+    side_by_side) of about its height (0.7..1/0.7) at most `number_gap` heights from it. Admitted digits admit
+    their own neighbours in turn."""
+    if not digits or not unsure:
+        return list(digits)
+    link = side_by_side([d.box for d in digits] + [u.box for u in unsure], 0.7, cfg.number_gap)
+    out = list(range(len(digits)))  # rows of link: the sure digits, then the unsure as they are admitted
+    pending = list(range(len(digits), len(digits) + len(unsure)))
     grew = True
-    while grew and pending and out:
+    while grew and pending:
         grew = False
         for u in list(pending):
-            ux, uy, uw, uh = u.box
-            for d in out:
-                dx, dy, dw, dh = d.box
-                tall = max(uh, dh)
-                gap = max(ux - (dx + dw), dx - (ux + uw))
-                if (min(uh, dh) >= 0.7 * tall and abs((uy + uh / 2) - (dy + dh / 2)) <= 0.5 * tall
-                        and -0.3 * min(uw, dw) <= gap <= cfg.number_gap * tall):
-                    out.append(u)
-                    pending.remove(u)
-                    grew = True
-                    break
-    return out
+            if link[u, out].any():
+                out.append(u)
+                pending.remove(u)
+                grew = True
+    return list(digits) + [unsure[u - len(digits)] for u in out[len(digits):]]
 
 
 @dataclass
@@ -344,18 +347,15 @@ class Recognizer:
         height, width = image.shape[:2]
         cfg = self.config
         timings = {}
-        candidates, scale = detect.find_candidates(image, cfg.detect)
+        candidates, scale, grey = detect.candidates_and_grey(image, cfg.detect)
         t1 = time.perf_counter()
         timings["detect"] = (t1 - t0) * 1000
         crops: list[np.ndarray] = []
         options: list[list[_Hypothesis]] = []  # per candidate: whole, then splits
-        grey = None  # the processing-size grey image, made only when a candidate is small
         for cand in candidates:
             hyps = [_Hypothesis([len(crops)], [cand.box])]
             mask = cand.mask
             if cand.box[3] < cfg.classify.fine_below_px:
-                if grey is None:
-                    grey = detect.processing_grey(image, scale)
                 mask = detect.finer_mask(grey, cand, cfg.classify.fine_zoom)
                 mask = cand.mask if mask is None else mask
             crops.append(normalise_mask(mask, cfg.normalise))
@@ -389,9 +389,8 @@ class Recognizer:
                 continue
             boxes = []
             for dx, sub in pieces:
-                ys, xs = np.nonzero(sub)
-                boxes.append((x + dx + int(xs.min()), y + int(ys.min()),
-                              int(xs.max() - xs.min() + 1), int(ys.max() - ys.min() + 1)))
+                bx, by, bw, bh = ink_bounds(sub)  # split_mask keeps only parts with ink
+                boxes.append((x + dx + bx, y + by, bw, bh))
             if min(b[3] for b in boxes) < cc.split_min_height * h:
                 continue  # a part much shorter than the whole: letters, not digits; normalise nothing
             rows = list(range(len(crops), len(crops) + len(pieces)))
@@ -426,7 +425,8 @@ class Recognizer:
         for hyps, mask in zip(options, masks):
             whole = hyps[0]
             p_whole = probs[whole.rows[0]]
-            whole_ok = self._is_digit(p_whole, cc.min_confidence) and not self._polygon_not_zero(p_whole, mask)
+            polygon = self._polygon_not_zero(p_whole, mask)
+            whole_ok = self._is_digit(p_whole, cc.min_confidence) and not polygon
             best_split, best_score = None, -1.0
             for hyp in hyps[1:]:
                 ps = probs[hyp.rows]
@@ -444,7 +444,7 @@ class Recognizer:
                 found.append(self._digit(p_whole, whole.boxes[0], scale, width, height))
             else:  # unsure digits count as rejected for the word rule: a smudged letter does not make a word a number
                 rejected.append(_to_input(whole.boxes[0], scale, width, height))
-                if self._is_digit(p_whole, cc.neighbour_min_confidence) and not self._polygon_not_zero(p_whole, mask):
+                if self._is_digit(p_whole, cc.neighbour_min_confidence) and not polygon:
                     unsure.append(self._digit(p_whole, whole.boxes[0], scale, width, height))
         found = self._suppress(found)
         found = drop_words(found, rejected, cc)

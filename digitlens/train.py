@@ -220,6 +220,15 @@ def fit_temperature(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return best_t
 
 
+def calibration_set(x_ho: np.ndarray, y_ho: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """What the temperature is fitted on: held-out digits as they are and as camera crops (as the reader sees
+    them), plus held-out negatives (label 10), reproducible from the run's seed."""
+    rng = np.random.default_rng([seed, 999_999])
+    cal_x = np.concatenate([x_ho, synth.camera_digits(x_ho, rng), synth.negatives(len(x_ho) // 2, rng, x_ho)])
+    cal_y = np.concatenate([y_ho, y_ho, np.full(len(x_ho) // 2, 10)]).astype(np.int64)
+    return cal_x, cal_y
+
+
 def save_checkpoint(path: Path, model, ema: Ema | None, opt, state: TrainState, cfg: TrainConfig) -> None:
     """Atomic: write a temporary file, then rename, so a crash never leaves a half-written checkpoint."""
     payload = {"config": asdict(cfg), "model": model.state_dict(), "ema": ema.shadow if ema else None,
@@ -373,10 +382,7 @@ def train(mnist: Mnist, cfg: TrainConfig, out_dir: Path, resume: bool = False,
     final = averaged()
     temperature = 1.0
     if num_classes > 10:
-        # Calibrate on held-out digits (as camera crops, as the reader sees them) plus held-out negatives.
-        rng = np.random.default_rng([cfg.seed, 999_999])
-        cal_x = np.concatenate([x_ho, synth.camera_digits(x_ho, rng), synth.negatives(len(x_ho) // 2, rng, x_ho)])
-        cal_y = np.concatenate([y_ho, y_ho, np.full(len(x_ho) // 2, 10)]).astype(np.int64)
+        cal_x, cal_y = calibration_set(x_ho, y_ho, cfg.seed)
         temperature = fit_temperature(predict_logits(final, cal_x, device), torch.from_numpy(cal_y))
     test_logits = predict_logits(final, x_te, device)
     test_acc = digit_accuracy(test_logits, y_te)

@@ -53,7 +53,9 @@ class DetectConfig:
     max_stroke_frac: float = 0.3  # mean stroke width over 0.3 x the region's longer side: a blob or a shadow,
     # not a pen stroke (MNIST's is ~0.1)
     step_edge_ratio: float = 0.75  # the paper on one side of a region is under 0.75 x as bright as on the other:
-    # it is the edge of a page, a desk or a shadow, not a stroke (a stroke has paper on both sides)
+    # it is the edge of a page, a desk or a shadow, not a stroke (a stroke has paper on both sides) ...
+    step_edge_ink_ratio: float = 0.7  # ... unless its ink is under 0.7 x as bright as even the darker side: a digit
+    # written across the edge of a shadow is far darker than both sides; the dark side of an edge is not
     min_surround_contrast: float = 0.08  # ink must be 8% darker (or lighter, on boards) than the surface around it
     loop_paper_frac: float = 0.5  # a loop (hole) must be at least half-way from the ink's brightness to the paper's:
     # a dark blot larger than the background window leaves only its rim as "ink", a ring with a dark inside
@@ -302,7 +304,7 @@ def is_writing(grey: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int
         return True  # too small or at the frame's edge to judge: the other filters and the classifier decide
     ink, a, b = stats
     lo, hi = min(a, b), max(a, b)
-    if lo < cfg.step_edge_ratio * max(hi, 1.0):
+    if lo < cfg.step_edge_ratio * max(hi, 1.0) and ink >= cfg.step_edge_ink_ratio * lo:
         return False
     if ink > (1.0 - cfg.min_surround_contrast) * lo:
         return False
@@ -463,10 +465,19 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
     return out
 
 
-def _touches_any(box: tuple[int, int, int, int], others: list[tuple[int, int, int, int]]) -> bool:
-    x, y, w, h = box
+def _touches(c: Candidate, o: Candidate) -> bool:
+    """Some ink of `o` lies within a margin (a tenth of c's size, at least 2 px) of c's ink. Masks, not boxes: the
+    paper seen between bold letters touches their strokes, but the rim of a page around a digit only surrounds it."""
+    x, y, w, h = c.box
     m = max(2, int(0.1 * max(w, h)))
-    return any(x - m < ox + ow and ox < x + w + m and y - m < oy + oh and oy < y + h + m for ox, oy, ow, oh in others)
+    ox, oy, ow, oh = o.box
+    x0, y0, x1, y1 = max(x - m, ox), max(y - m, oy), min(x + w + m, ox + ow), min(y + h + m, oy + oh)
+    if x1 <= x0 or y1 <= y0:
+        return False
+    near = cv2.dilate(cv2.copyMakeBorder(c.mask, m, m, m, m, cv2.BORDER_CONSTANT, value=0), np.ones((2 * m + 1, 2 * m + 1), np.uint8))
+    near = near[y0 - (y - m):y1 - (y - m), x0 - (x - m):x1 - (x - m)]
+    theirs = o.mask[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+    return bool(cv2.countNonZero(cv2.bitwise_and(near, theirs)))
 
 
 def find_candidates(image: np.ndarray, cfg: DetectConfig = DetectConfig()) -> tuple[list[Candidate], float]:
@@ -501,8 +512,8 @@ def candidates_and_grey(image: np.ndarray, cfg: DetectConfig = DetectConfig()
 
 def _resolve_polarity(candidates: list[Candidate], frame: tuple[int, int], surface_frac: float = 0.15,
                       surface_min_inside: int = 3) -> list[Candidate]:
-    """Where dark and light regions touch, one is the ink and the other the surface seen between or inside
-    its strokes (paper between bold letters, the board inside a chalk 6): keep the larger. But a region over
+    """Where the ink of a dark and a light region touches, one is the ink and the other the surface seen between
+    or inside its strokes (paper between bold letters, the board inside a chalk 6): keep the larger. But a region over
     `surface_frac` of the frame with `surface_min_inside` or more regions of the other polarity inside its box
     is itself a surface (a light page on a dark desk, with the writing on it), and gives way to them."""
     if len({c.polarity for c in candidates}) < 2:
@@ -521,9 +532,9 @@ def _resolve_polarity(candidates: list[Candidate], frame: tuple[int, int], surfa
         if id(c) in surfaces:
             continue
         area = c.box[2] * c.box[3]
-        bigger = [o.box for o in candidates if o.polarity != c.polarity and o.box[2] * o.box[3] > area
+        bigger = [o for o in candidates if o.polarity != c.polarity and o.box[2] * o.box[3] > area
                   and id(o) not in surfaces]
-        if not _touches_any(c.box, bigger):
+        if not any(_touches(c, o) for o in bigger):
             kept.append(c)
     return kept
 

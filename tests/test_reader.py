@@ -411,3 +411,34 @@ def test_finer_mask_keeps_to_its_candidate_and_fails_softly():
     assert detect._holes(fine) is not None  # its loop open
     flat = np.full((60, 80), 200, np.uint8)  # nothing to threshold: no mask, not an error
     assert detect.finer_mask(flat, detect.Candidate((10, 20, 21, 21), mask, "dark"), 3) is None
+
+
+@pytest.mark.parametrize("level", [110, 130])
+def test_one_digit_on_a_dim_page_on_a_dark_desk_is_read(core_reader, core_mnist, level):
+    """With one digit on it, the page's rim (light ink around the whole page) holds too few regions to count as a
+    surface; it only surrounds the digit and never touches its ink, so it must not hide it (it did)."""
+    rng = np.random.default_rng(1)
+    frame = np.full((480, 640, 3), 25, np.uint8)
+    page = np.full((380, 520, 3), level, np.float32) * np.linspace(0.75, 1.0, 520, dtype=np.float32)[None, :, None]
+    frame[50:430, 60:580] = page.clip(0, 255).astype(np.uint8)
+    frame = (frame.astype(np.float32) + rng.normal(0, 2, frame.shape)).clip(0, 255).astype(np.uint8)
+    write_digits(frame, pick(core_mnist, "4", 2), 290, 200, 70, ink=15)
+    assert core_reader.read(frame).text == "4"
+
+
+def test_a_digit_across_the_edge_of_a_shadow_is_writing_but_the_edge_is_not(core_mnist):
+    """Paper 30% darker on one side of a region is the edge of a page or a shadow, unless the region's ink is far
+    darker than even the shadowed side: then it is a digit written across the shadow's edge (it was dropped)."""
+    rng = np.random.default_rng(2)
+    page = np.full((480, 640), 200, np.float32)
+    page[:, 330:] *= 0.6  # a hand's shadow over the right half, with a soft edge
+    page = cv2.GaussianBlur(page, (0, 0), 8)
+    shadow_only = (page + rng.normal(0, 2, page.shape)).clip(0, 255).astype(np.uint8)
+    assert detect.find_candidates(shadow_only)[0] == []
+    written = page.copy()
+    (box,) = write_digits(written, pick(core_mnist, "4", 1), 305, 180, 80, ink=25)
+    written = (written + rng.normal(0, 2, page.shape)).clip(0, 255).astype(np.uint8)
+    found = [c.box for c in detect.find_candidates(written)[0]]
+    assert any(abs(b[0] - box[0]) <= 3 and abs(b[1] - box[1]) <= 3 and abs(b[3] - box[3]) <= 4 for b in found), (found, box)
+    old = detect.DetectConfig(step_edge_ink_ratio=0.0)  # the edge rule alone, as it was
+    assert not any(abs(b[0] - box[0]) <= 3 for b in (c.box for c in detect.find_candidates(written, old)[0]))

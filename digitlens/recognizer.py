@@ -342,14 +342,16 @@ class Recognizer:
                        digits=tuple(replace(d, box=_to_input(d.box, zoom, width, height, offset)) for d in second.digits),
                        numbers=tuple(replace(n, box=_to_input(n.box, zoom, width, height, offset)) for n in second.numbers))
 
-    def _read(self, image: np.ndarray) -> Reading:
-        t0 = time.perf_counter()
-        height, width = image.shape[:2]
+    def candidate_crops(self, image: np.ndarray, timings: dict[str, float] | None = None
+              ) -> tuple[list[detect.Candidate], float, list[np.ndarray], list[list[_Hypothesis]]]:
+        """The reader's first stages on one image: its candidates (in processing pixels), the scale (processing /
+        input), the MNIST-style crops it would classify, and per candidate its hypotheses (the whole, then cuts
+        into touching digits), each naming its rows of `crops` and their boxes. benchmarks/finetune.py trains
+        on exactly these crops. `timings`, when given, gets the milliseconds of "detect" and "normalise"."""
         cfg = self.config
-        timings = {}
+        t0 = time.perf_counter()
         candidates, scale, grey = detect.candidates_and_grey(image, cfg.detect)
         t1 = time.perf_counter()
-        timings["detect"] = (t1 - t0) * 1000
         crops: list[np.ndarray] = []
         options: list[list[_Hypothesis]] = []  # per candidate: whole, then splits
         for cand in candidates:
@@ -362,8 +364,18 @@ class Recognizer:
             if cand.box[2] > cfg.classify.split_aspect * cand.box[3]:
                 hyps += self._splits(cand, crops)
             options.append(hyps)
+        if timings is not None:
+            timings["detect"] = (t1 - t0) * 1000
+            timings["normalise"] = (time.perf_counter() - t1) * 1000
+        return candidates, scale, crops, options
+
+    def _read(self, image: np.ndarray) -> Reading:
+        t0 = time.perf_counter()
+        height, width = image.shape[:2]
+        cfg = self.config
+        timings: dict[str, float] = {}
+        candidates, scale, crops, options = self.candidate_crops(image, timings)
         t2 = time.perf_counter()
-        timings["normalise"] = (t2 - t1) * 1000
         probs = self.classify(np.stack(crops)) if crops else np.zeros((0, len(self.classes)), np.float32)
         t3 = time.perf_counter()
         timings["classify"] = (t3 - t2) * 1000

@@ -37,3 +37,23 @@ def test_harvest_cache_is_used_only_for_the_same_settings_and_never_unpickled(tm
              config=json.dumps(asdict(cfg)))
     with pytest.raises(ValueError):
         finetune.load_harvest(evil, cfg)
+
+
+def test_harvest_trains_on_the_readers_own_crops(core_reader, core_mnist, monkeypatch):
+    """The harvest cuts its crops with Recognizer.candidate_crops, so what the model is fine-tuned on is exactly
+    what the reader classifies (finer masks of small candidates and splits included), labelled from the truth."""
+    from scenes import make_scene, scene_rng
+
+    monkeypatch.setitem(finetune._worker, "reader", core_reader)
+    monkeypatch.setitem(finetune._worker, "mnist", core_mnist)
+    cfg = finetune.HarvestConfig()
+    labelled_truth = 0
+    for index in range(4):
+        crops, labels = finetune._harvest_scene(("single", index, cfg))
+        img, truth = make_scene("single", scene_rng(cfg.scene_seed, "single", index), split="train", mnist=core_mnist)
+        _, _, reader_crops, _ = core_reader.candidate_crops(img)
+        assert crops and len(crops) == len(labels)
+        assert all(any(np.array_equal(c, r) for r in reader_crops) for c in crops)
+        assert set(labels) <= set(range(11))
+        labelled_truth += truth["digits"][0]["digit"] in labels
+    assert labelled_truth >= 3  # the written digit is found and labelled in (nearly) every scene

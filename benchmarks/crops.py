@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     classifier = float(np.mean(probs[:, :10].argmax(1) == mnist.y_test[:n]))
     result = {
         "benchmark": "crops", "command": "python benchmarks/crops.py" + (f" --n {args.n}" if args.n != 1000 else "")
-        + (f" --model {args.model}" if args.model else ""),
+        + (f" --model {args.model}" if args.model else "")
+        + (f" --out {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}" if args.out != RESULTS / "crops-mnist.json" else ""),
         "machine": info, "model": reader.metadata.get("sha256"), "digits": n,
         "read_exactly": {w: round(right[w] / n, 4) for w in WAYS},
         "read_nothing": {w: round(empty[w] / n, 4) for w in WAYS},

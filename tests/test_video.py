@@ -650,13 +650,18 @@ def test_window_shows_the_overlay_and_obeys_keys(xvfb, tmp_path):
             wid = xdo("search", "--name", "digitlens live")
             time.sleep(0.1)
         assert wid, f"no window appeared: {proc.stderr.read() if proc.poll() is not None else ''}"
-        time.sleep(1.5)  # about 30 frames: the readings have settled
+        # Poll the screen: about 30 frames settle the readings, later on a busy machine (a fixed wait was flaky).
         shot = tmp_path / "root.xwd"
-        subprocess.run(["xwd", "-root", "-silent", "-out", str(shot)], env=env, check=True, timeout=10)
-        screen = read_xwd(shot)
         cfg = video.DrawConfig()
-        green = np.all(screen == cfg.digit_colour, axis=2).sum()
-        orange = np.all(screen == cfg.number_colour, axis=2).sum()
+        deadline = time.monotonic() + 20
+        while True:
+            time.sleep(0.5)
+            subprocess.run(["xwd", "-root", "-silent", "-out", str(shot)], env=env, check=True, timeout=10)
+            screen = read_xwd(shot)
+            green = np.all(screen == cfg.digit_colour, axis=2).sum()
+            orange = np.all(screen == cfg.number_colour, axis=2).sum()
+            if (green > 300 and orange > 300) or time.monotonic() > deadline or proc.poll() is not None:
+                break
         assert green > 300 and orange > 300, f"no overlay on screen (green {green}, orange {orange} px)"
         cv2.imwrite(str(tmp_path / "screen.png"), screen)
 

@@ -379,7 +379,7 @@ class Recognizer:
         probs = self.classify(np.stack(crops)) if crops else np.zeros((0, len(self.classes)), np.float32)
         t3 = time.perf_counter()
         timings["classify"] = (t3 - t2) * 1000
-        digits = self._decide(options, probs, scale, width, height, [c.mask for c in candidates])
+        digits = self._decide(options, probs, scale, width, height, candidates)
         ordered, numbers = drop_stroke_runs(*group_numbers(digits, cfg.group), cfg)
         t4 = time.perf_counter()
         timings["group"] = (t4 - t3) * 1000
@@ -429,39 +429,63 @@ class Recognizer:
         return fill is not None and (fill[0] < cc.zero_min_triangle_fill or fill[1] < cc.zero_min_rect_fill)
 
     def _decide(self, options: list[list[_Hypothesis]], probs: np.ndarray, scale: float,
-                width: int, height: int, masks: Sequence[np.ndarray]) -> list[Digit]:
+                width: int, height: int, candidates: Sequence[detect.Candidate]) -> list[Digit]:
         cc = self.config.classify
         found: list[Digit] = []
         rejected: list[tuple[int, int, int, int]] = []
         unsure: list[Digit] = []  # digits under min_confidence, over neighbour_min_confidence
-        for hyps, mask in zip(options, masks):
-            whole = hyps[0]
-            p_whole = probs[whole.rows[0]]
-            polygon = self._polygon_not_zero(p_whole, mask)
-            whole_ok = self._is_digit(p_whole, cc.min_confidence) and not polygon
-            best_split, best_score = None, -1.0
-            for hyp in hyps[1:]:
-                ps = probs[hyp.rows]
-                if {int(np.argmax(p)) for p in ps} <= set(cc.letter_strokes):
-                    continue  # the strokes of a letter (n, m, u, h, H), not touching digits
-                if all(self._is_digit(p, cc.split_min_confidence) for p in ps):
-                    score = float(np.min(ps[:, :10].max(axis=1)))
-                    if score > best_score:
-                        best_split, best_score = hyp, score
-            whole_score = float(p_whole[:10].max()) if whole_ok else -1.0
-            if best_split is not None and best_score > whole_score:
-                for row, box in zip(best_split.rows, best_split.boxes):
+        outcomes = [self._outcome(hyps, probs, cand.mask) for hyps, cand in zip(options, candidates)]
+        # A union of broken pieces (detect.piece_unions) is read instead of its pieces when it is a digit surer
+        # than the least sure of them (a piece that is no digit counts as 0); otherwise it is as if never seen.
+        score = {c.box: o[2] for c, o in zip(candidates, outcomes) if not c.parts}
+        taken: set[tuple[int, int, int, int]] = set()
+        wins = set()
+        for i, c in sorted(((i, c) for i, c in enumerate(candidates) if c.parts), key=lambda ic: -outcomes[ic[0]][2]):
+            if outcomes[i][0] == "whole" and not taken & set(c.parts) and \
+                    outcomes[i][2] > min(score.get(b, 0.0) for b in c.parts):
+                wins.add(i)
+                taken |= set(c.parts)
+        for i, ((kind, payload, _), hyps, cand) in enumerate(zip(outcomes, options, candidates)):
+            if (i not in wins) if cand.parts else (cand.box in taken):
+                continue
+            if kind == "split":
+                for row, box in zip(payload.rows, payload.boxes):
                     found.append(self._digit(probs[row], box, scale, width, height))
-            elif whole_ok:
-                found.append(self._digit(p_whole, whole.boxes[0], scale, width, height))
+            elif kind == "whole":
+                found.append(self._digit(probs[hyps[0].rows[0]], hyps[0].boxes[0], scale, width, height))
             else:  # unsure digits count as rejected for the word rule: a smudged letter does not make a word a number
-                rejected.append(_to_input(whole.boxes[0], scale, width, height))
-                if self._is_digit(p_whole, cc.neighbour_min_confidence) and not polygon:
-                    unsure.append(self._digit(p_whole, whole.boxes[0], scale, width, height))
+                rejected.append(_to_input(hyps[0].boxes[0], scale, width, height))
+                if kind == "unsure":
+                    unsure.append(self._digit(probs[hyps[0].rows[0]], hyps[0].boxes[0], scale, width, height))
         found = self._suppress(found)
         found = drop_words(found, rejected, cc)
         found = self._suppress(admit_neighbours(found, unsure, self.config.group))
         return self._drop_specks(found)
+
+    def _outcome(self, hyps: list[_Hypothesis], probs: np.ndarray, mask: np.ndarray) -> tuple[str, _Hypothesis | None, float]:
+        """What one candidate reads as: ("split", the best split, its least sure part's probability), ("whole",
+        None, its probability), ("unsure", None, 0.0) or ("rejected", None, 0.0)."""
+        cc = self.config.classify
+        p_whole = probs[hyps[0].rows[0]]
+        polygon = self._polygon_not_zero(p_whole, mask)
+        whole_ok = self._is_digit(p_whole, cc.min_confidence) and not polygon
+        best_split, best_score = None, -1.0
+        for hyp in hyps[1:]:
+            ps = probs[hyp.rows]
+            if {int(np.argmax(p)) for p in ps} <= set(cc.letter_strokes):
+                continue  # the strokes of a letter (n, m, u, h, H), not touching digits
+            if all(self._is_digit(p, cc.split_min_confidence) for p in ps):
+                score = float(np.min(ps[:, :10].max(axis=1)))
+                if score > best_score:
+                    best_split, best_score = hyp, score
+        whole_score = float(p_whole[:10].max()) if whole_ok else -1.0
+        if best_split is not None and best_score > whole_score:
+            return "split", best_split, best_score
+        if whole_ok:
+            return "whole", None, whole_score
+        if self._is_digit(p_whole, cc.neighbour_min_confidence) and not polygon:
+            return "unsure", None, 0.0
+        return "rejected", None, 0.0
 
     def _suppress(self, digits: list[Digit]) -> list[Digit]:
         kept: list[Digit] = []

@@ -365,11 +365,11 @@ def test_a_split_into_only_ones_and_sevens_is_a_letter(core_reader, parts, kept)
     probs[1, parts[0]] = probs[2, parts[1]] = 0.99
     options = [[_Hypothesis([0], [(100, 100, 80, 50)]),
                 _Hypothesis([1, 2], [(100, 100, 38, 50), (142, 100, 38, 50)])]]
-    mask = np.ones((50, 80), np.uint8)
-    digits = core_reader._decide(options, probs, 1.0, 640, 480, [mask])
+    cand = detect.Candidate((100, 100, 80, 50), np.ones((50, 80), np.uint8), "dark")
+    digits = core_reader._decide(options, probs, 1.0, 640, 480, [cand])
     assert [d.digit for d in digits] == (list(parts) if kept else [])
     lenient = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(letter_strokes=())))
-    assert [d.digit for d in lenient._decide(options, probs, 1.0, 640, 480, [mask])] == list(parts)
+    assert [d.digit for d in lenient._decide(options, probs, 1.0, 640, 480, [cand])] == list(parts)
 
 
 @pytest.mark.parametrize("thickness,tilt", [(10, 6), (16, 0), (16, 20)])
@@ -442,3 +442,53 @@ def test_a_digit_across_the_edge_of_a_shadow_is_writing_but_the_edge_is_not(core
     assert any(abs(b[0] - box[0]) <= 3 and abs(b[1] - box[1]) <= 3 and abs(b[3] - box[3]) <= 4 for b in found), (found, box)
     old = detect.DetectConfig(step_edge_ink_ratio=0.0)  # the edge rule alone, as it was
     assert not any(abs(b[0] - box[0]) <= 3 for b in (c.box for c in detect.find_candidates(written, old)[0]))
+
+
+def test_piece_unions_join_pieces_linked_by_faint_ink_only_into_digit_shapes():
+    cfg = detect.DetectConfig()
+    top, bottom = np.ones((20, 30), np.uint8), np.ones((25, 30), np.uint8)
+    a = detect.Candidate((100, 100, 30, 20), top, "dark")
+    b = detect.Candidate((100, 135, 30, 25), bottom, "dark")
+    far = detect.Candidate((300, 100, 30, 60), np.ones((60, 30), np.uint8), "dark")
+    faint = np.zeros((480, 640), np.uint8)
+    for c in (a, b, far):
+        x, y, w, h = c.box
+        faint[y:y + h, x:x + w] = 1
+    assert detect.piece_unions([a, b, far], faint, cfg) == []  # nothing faint between them: no union
+    faint[120:135, 110:114] = 1  # a faint stroke joins a and b
+    (u,) = detect.piece_unions([a, b, far], faint, cfg)
+    assert u.box == (100, 100, 30, 60) and set(u.parts) == {a.box, b.box} and u.mask.sum() == top.sum() + bottom.sum()
+    wide = detect.Candidate((135, 140, 90, 20), np.ones((20, 90), np.uint8), "dark")
+    faint[140:160, 130:225] = 1  # joined to a wide piece too: the union is a run of characters, not a digit
+    assert detect.piece_unions([a, b, wide], faint, cfg) == []
+
+
+def test_a_union_is_read_instead_of_its_pieces_only_when_surer(core_reader):
+    from digitlens.recognizer import _Hypothesis
+
+    a, b = (100, 100, 40, 30), (100, 135, 40, 45)
+    cands = [detect.Candidate(a, np.ones((30, 40), np.uint8), "dark"), detect.Candidate(b, np.ones((45, 40), np.uint8), "dark"),
+             detect.Candidate((100, 100, 40, 80), np.ones((80, 40), np.uint8), "dark", parts=(a, b))]
+    options = [[_Hypothesis([k], [c.box])] for k, c in enumerate(cands)]
+
+    def read(*probs):
+        p = np.full((3, 11), 0.001, np.float32)
+        for row, (cls, conf) in enumerate(probs):
+            p[row, cls] = conf
+        return [d.digit for d in core_reader._decide(options, p, 1.0, 640, 480, cands)]
+
+    assert read((7, 0.95), (10, 0.99), (5, 0.99)) == [5]  # a broken 5: its top reads 7, its bowl nothing
+    assert sorted(read((1, 0.99), (2, 0.99), (10, 0.99))) == [1, 2]  # two digits the union is not: the pieces
+    assert sorted(read((1, 0.99), (2, 0.97), (5, 0.9))) == [1, 2]  # the union is less sure than the pieces
+
+
+def test_a_digit_broken_where_the_pen_ran_light_is_read_whole(core_reader, core_mnist):
+    """A 5 whose middle was written so lightly that it binarises in pieces: their union is read."""
+    page = paper(gradient=False, level=215, seed=3)
+    (box,) = write_digits(page, pick(core_mnist, "5", 4), 280, 180, 100, ink=30)
+    x, y, w, h = box
+    band = page[y + 30:y + 48, x:x + w].astype(np.float32)
+    page[y + 30:y + 48, x:x + w] = (215 - (215 - band) * 0.12).astype(np.uint8)  # ink there only ~8% darker
+    assert core_reader.read(page).text == "5"
+    pieces_only = Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(union_contrast=0.0)))
+    assert pieces_only.read(page).text != "5"

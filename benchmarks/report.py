@@ -190,6 +190,24 @@ def generic_section(prefix: str, title: str) -> list[str]:
     return out + [""]
 
 
+def speed_vs_section() -> list[str]:
+    """The reader at HEAD against earlier commits, side by side in one process (speed_vs.py)."""
+    files = sorted(RESULTS.glob("speed-vs-*.json"))
+    if not files:
+        return []
+    out = ["### Speed against an earlier commit (`python benchmarks/speed_vs.py --base REV`)", "",
+           "This machine's speed drifts from run to run; both readers alternate image by image in one process, on "
+           "one thread, each with the model shipped at its commit (dev scenes of training digits).", "",
+           "| file | size | base | head | median ms, base | median ms, head | head / base |",
+           "| --- | --- | --- | --- | --- | --- | --- |"]
+    for f in files:
+        d = json.loads(f.read_text())
+        for size, v in d["sizes"].items():
+            out.append(f"| `{f.name}` | {size} | {d['base']} | {d['head']} | {v['median_ms'][d['base']]:.1f} | "
+                       f"{v['median_ms'][d['head']]:.1f} | {v['head_over_base']:.2f} |")
+    return out + [""]
+
+
 def crops_section() -> list[str]:
     path = RESULTS / "crops-mnist.json"
     if not path.exists():
@@ -226,7 +244,7 @@ def fuzz_section() -> list[str]:
 
 def build() -> str:
     lines = [*train_section(), *read_section(), *live_section(),
-             *serve_section(),
+             *serve_section(), *speed_vs_section(),
              *crops_section(), *fuzz_section()]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -26,3 +26,21 @@ def machine_info() -> dict[str, Any]:
             "onnxruntime": onnxruntime.__version__, "git_commit": commit,
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
             "load_avg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+
+
+def install_model(arch: str, model: Path, card: dict[str, Any], logs: dict[str, Path]) -> Path:
+    """Install `model` as the shipped digitlens/models/<arch>.onnx, its card (with the file's SHA-256, which the
+    reader checks at load) as <arch>.json, and each log under its name beside them."""
+    import hashlib
+    import json
+    import shutil
+
+    models = ROOT / "digitlens" / "models"
+    target = models / f"{arch}.onnx"
+    shutil.copyfile(model, target)
+    card = {**card, "sha256": hashlib.sha256(target.read_bytes()).hexdigest()}
+    (models / f"{arch}.json").write_text(json.dumps(card, indent=2) + "\n")
+    for name, src in logs.items():
+        shutil.copyfile(src, models / name)
+    print(f"shipped {target}")
+    return target

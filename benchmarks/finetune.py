@@ -30,7 +30,6 @@ import argparse
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass, replace
@@ -326,13 +325,10 @@ def main() -> int:
 
 def ship(arch: str, out: Path, run: Path, result: dict) -> None:
     """Install the fine-tuned model as the shipped one, with its card (SHA-256 checked at load) and both logs."""
-    import hashlib
+    from common import install_model
 
-    models = ROOT / "digitlens" / "models"
-    target = models / f"{arch}.onnx"
-    shutil.copyfile(out / "model.onnx", target)
     base = json.loads((run / "summary.json").read_text())
-    card = {"model": target.name,
+    card = {"model": f"{arch}.onnx",
             "made_by": f"python benchmarks/train.py --arch {arch} --out {run}, then {result['command']}",
             "arch": arch, "epochs": base["epochs"], "finetune_epochs": result["epochs"],
             "parameters": result["parameters"], "train_seconds": base["train_seconds"],
@@ -342,11 +338,9 @@ def ship(arch: str, out: Path, run: Path, result: dict) -> None:
             "held_out_accuracy": round(result["held_out_accuracy"], 5),
             "mnist_test_accuracy_before_finetune": base["mnist_test_accuracy"],
             "machine": {k: result["machine"].get(k) for k in ("cpu", "cores", "python", "torch", "platform")},
-            "config": result["config"], "sha256": hashlib.sha256(target.read_bytes()).hexdigest()}
-    (models / f"{arch}.json").write_text(json.dumps(card, indent=2) + "\n")
-    shutil.copyfile(run / "log.jsonl", models / f"{arch}.log.jsonl")
-    shutil.copyfile(out / "log.jsonl", models / f"{arch}.finetune.log.jsonl")
-    print(f"shipped {target}")
+            "config": result["config"]}
+    install_model(arch, out / "model.onnx", card, {f"{arch}.log.jsonl": run / "log.jsonl",
+                                                     f"{arch}.finetune.log.jsonl": out / "log.jsonl"})
 
 
 if __name__ == "__main__":

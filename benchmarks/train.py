@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -70,17 +69,12 @@ def main() -> int:
 
 def ship(arch: str, out: Path, result: dict) -> None:
     """Install a run's model as the shipped one, with its card (SHA-256 checked at load) and its training log."""
-    import hashlib
-    models = ROOT / "digitlens" / "models"
-    shutil.copyfile(out / "model.onnx", models / f"{arch}.onnx")
-    shutil.copyfile(out / "log.jsonl", models / f"{arch}.log.jsonl")
+    from common import install_model
+
     card = {"model": f"{arch}.onnx", "made_by": result["command"], **{k: result[k] for k in (
         "arch", "epochs", "parameters", "train_seconds", "time_to_accuracy_s", "mnist_test_accuracy",
         "held_out_accuracy", "machine", "config")}}
-    card["sha256"] = hashlib.sha256((models / f"{arch}.onnx").read_bytes()).hexdigest()
-    (models / f"{arch}.json").write_text(json.dumps(card, indent=2) + "\n")
-    print(f"shipped {models / (arch + '.onnx')}")
-    return 0
+    install_model(arch, out / "model.onnx", card, {f"{arch}.log.jsonl": out / "log.jsonl"})
 
 
 if __name__ == "__main__":

@@ -343,7 +343,7 @@ class Recognizer:
                        numbers=tuple(replace(n, box=_to_input(n.box, zoom, width, height, offset)) for n in second.numbers))
 
     def candidate_crops(self, image: np.ndarray, timings: dict[str, float] | None = None
-              ) -> tuple[list[detect.Candidate], float, list[np.ndarray], list[list[_Hypothesis]]]:
+                        ) -> tuple[list[detect.Candidate], float, list[np.ndarray], list[list[_Hypothesis]]]:
         """The reader's first stages on one image: its candidates (in processing pixels), the scale (processing /
         input), the MNIST-style crops it would classify, and per candidate its hypotheses (the whole, then cuts
         into touching digits), each naming its rows of `crops` and their boxes. benchmarks/finetune.py trains

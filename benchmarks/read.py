@@ -104,7 +104,7 @@ def shrink(image: np.ndarray, truth: dict, factor: float) -> tuple[np.ndarray, d
     h, w = image.shape[:2]
     small = cv2.resize(image, (max(1, round(w * factor)), max(1, round(h * factor))), interpolation=cv2.INTER_AREA)
     digits = [{**d, "box": [int(round(v * factor)) for v in d["box"]]} for d in truth["digits"]]
-    return small, {**truth, "size": [small.shape[0], small.shape[1]], "digits": digits}
+    return small, {**truth, "size": [small.shape[1], small.shape[0]], "digits": digits}  # [w, h], as scenes.py
 
 
 def summarise(rows: list[dict]) -> dict[str, Any]:

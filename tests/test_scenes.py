@@ -223,9 +223,9 @@ def test_shrink_scales_the_scene_and_its_truth():
     from read import shrink
 
     image = np.zeros((480, 640, 3), np.uint8)
-    truth = {"kind": "numbers", "size": [480, 640], "numbers": ["42"],
+    truth = {"kind": "numbers", "size": [640, 480], "numbers": ["42"],
              "digits": [{"digit": 4, "box": [100, 50, 30, 60]}, {"digit": 2, "box": [140, 50, 30, 60]}]}
     small, t = shrink(image, truth, 0.5)
-    assert small.shape == (240, 320, 3) and t["size"] == [240, 320] and t["numbers"] == ["42"]
+    assert small.shape == (240, 320, 3) and t["size"] == [320, 240] and t["numbers"] == ["42"]  # size is [w, h]
     assert t["digits"][1] == {"digit": 2, "box": [70, 25, 15, 30]}
     assert truth["digits"][1]["box"] == [140, 50, 30, 60]  # the original is left as it was

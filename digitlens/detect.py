@@ -5,7 +5,7 @@ the image and from the candidates themselves; every constant is a named field of
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -38,7 +38,8 @@ class DetectConfig:
     max_aspect: float = 8.0  # width / height beyond this is a line, not a digit or a number
     border_long_frac: float = 0.35  # a region touching the frame's edge and longer than this fraction of it is
     # a page edge, a desk or a shadow line, not writing
-    border_margin_frac: float = 0.02  # "touching the frame" means within 2% of its size of an edge
+    border_margin_frac: float = 0.005  # "touching the frame" means within 0.5% of its size of an edge: a page edge
+    # runs out of the frame; a large digit held close to the camera may come near it (2% dropped such digits)
     border_max_aspect: float = 2.5  # a thin region at the frame's edge is a rim or a digit cut in half: unreadable
     rim_aspect: float = 5.0  # a straight region this thin ...
     rim_length_frac: float = 0.25  # ... and longer than a quarter of the frame is the rim of a page or a margin line,
@@ -63,6 +64,14 @@ class DetectConfig:
     # points, numbers +2.6 and +1.6, empty pages unchanged
     union_max_aspect: float = 1.6  # ... when the union is shaped like one digit (width / height at most this)
     union_max_pieces: int = 4
+    coarse_min_height_frac: float = 0.25  # writing at least this tall (fraction of the frame's height) is looked
+    # for once more, at coarse resolution with a wider paper window (0: never). A digit held close to a webcam has
+    # strokes too thick for the window above: it would break into the rims of its strokes, or vanish
+    coarse_kernel_frac: float = 0.3  # ... the wider window (fraction of the long side) ...
+    coarse_max_side: int = 320  # ... at this long side (the cost is a few percent of the frame's)
+    coarse_same_iou: float = 0.8  # a coarse region overlapping a region already found this much adds nothing
+    coarse_min_edge_ink: float = 0.3  # and it must be a stroke's sharp edge: this much of its outline lies on strong
+    # ink of the fine pass (a shadow, a stain or a soft blot is as large, but its edge fades into the paper)
     loop_paper_frac: float = 0.5  # a loop (hole) must be at least half-way from the ink's brightness to the paper's:
     # a dark blot larger than the background window leaves only its rim as "ink", a ring with a dark inside
 
@@ -538,6 +547,7 @@ def candidates_and_grey(image: np.ndarray, cfg: DetectConfig = DetectConfig()
     if polarities is None:
         raise ValueError(f"polarity must be 'dark', 'light' or 'both', got {cfg.polarity!r}")
     candidates: list[Candidate] = []
+    strongs: dict[str, np.ndarray] = {}
     bg = background(grey, cfg)
     bg_small = bg[::8, ::8]
     for polarity in polarities:
@@ -547,6 +557,7 @@ def candidates_and_grey(image: np.ndarray, cfg: DetectConfig = DetectConfig()
         weak, strong = thresholds(contrast, cfg)
         if cv2.countNonZero(strong) < cfg.min_area_px:
             continue  # no ink of this polarity (chalk on a page, pen on a board): skip its work
+        strongs[polarity] = strong
         cleaned = remove_lines(weak, cfg)
         found = components(cleaned, strong, cfg, polarity, grey, bg)
         if cfg.union_contrast and len(found) >= 2:
@@ -554,7 +565,84 @@ def candidates_and_grey(image: np.ndarray, cfg: DetectConfig = DetectConfig()
             lines = cv2.dilate(cv2.subtract(weak, cleaned), np.ones((3, 3), np.uint8))  # what remove_lines took
             found += piece_unions(found, cv2.bitwise_and(faint, cv2.subtract(1, lines)), cfg)
         candidates.extend(found)
+    if cfg.coarse_min_height_frac and strongs:
+        candidates += coarse_candidates(grey, candidates, strongs, cfg)
     return _resolve_polarity(candidates, grey.shape), scale, grey
+
+
+def _box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / max(1, a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def _ink_within(c: Candidate, outer: Candidate, margin: int) -> float:
+    """The fraction of c's ink that lies on outer's ink (grown by `margin` px)."""
+    ox, oy, ow, oh = outer.box
+    x, y, w, h = c.box
+    grown = cv2.dilate(outer.mask, np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)) if margin else outer.mask
+    cut = np.zeros((h, w), np.uint8)  # outer's grown mask in c's box
+    x0, y0, x1, y1 = max(x, ox), max(y, oy), min(x + w, ox + ow), min(y + h, oy + oh)
+    if x0 < x1 and y0 < y1:
+        cut[y0 - y:y1 - y, x0 - x:x1 - x] = grown[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+    ink = cv2.countNonZero(c.mask)
+    return cv2.countNonZero(cv2.bitwise_and(c.mask, cut)) / max(1, ink)
+
+
+def edge_on_ink(c: Candidate, strong: np.ndarray, reach: int = 2) -> float:
+    """The fraction of c's outline (its mask less its erosion) within `reach` px of `strong` ink."""
+    x, y, w, h = c.box
+    outline = cv2.subtract(c.mask, cv2.erode(c.mask, np.ones((3, 3), np.uint8)))
+    near = cv2.dilate(strong[y:y + h, x:x + w], np.ones((2 * reach + 1, 2 * reach + 1), np.uint8))
+    return cv2.countNonZero(cv2.bitwise_and(outline, near)) / max(1, cv2.countNonZero(outline))
+
+
+def coarse_candidates(grey: np.ndarray, found: list[Candidate], strongs: dict[str, np.ndarray],
+                      cfg: DetectConfig) -> list[Candidate]:
+    """Large writing looked for again at coarse resolution, with a paper window wide enough for strokes of any
+    pen held close to the camera (DetectConfig.coarse_*). Each region at least coarse_min_height_frac of the frame
+    tall comes back in processing pixels, unless `found` already holds it; the smaller regions of `found` whose ink
+    it covers (the rims of its thick strokes, its pieces) become its `parts`, so the reader takes it instead of
+    them only when it reads as a surer digit (as with piece_unions). `strongs`: the fine pass's strong ink per
+    polarity (the polarities to look at); a region's outline must lie on it (coarse_min_edge_ink)."""
+    h, w = grey.shape
+    f = min(1.0, cfg.coarse_max_side / max(h, w))
+    small = cv2.resize(grey, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA) if f < 1 else grey
+    sh, sw = small.shape
+    wide = replace(cfg, background_kernel_frac=cfg.coarse_kernel_frac, background_scale=min(cfg.background_scale, 2),
+                   min_height_px=max(cfg.min_height_px, int(cfg.coarse_min_height_frac * sh)))  # small ones: skip early
+    bg = background(small, wide)
+    bg_small = bg[::4, ::4]
+    out: list[Candidate] = []
+    for polarity in strongs:
+        if polarity == "light" and np.count_nonzero(bg_small <= cfg.light_max_background) < cfg.light_min_dark_frac * bg_small.size:
+            continue
+        contrast = ink_contrast(small, bg, polarity == "light")
+        weak, strong = thresholds(contrast, wide)
+        if cv2.countNonZero(strong) < cfg.min_area_px:
+            continue
+        # Large writing has a piece at least half its height at this scale (a digit is one or two strokes): most
+        # frames have none, and skip the costlier steps
+        _, _, stats, _ = _label(weak)
+        if 2 * stats[1:, cv2.CC_STAT_HEIGHT].max(initial=0) < wide.min_height_px:
+            continue
+        # No line removal: at this scale ruled lines are faint, and thick strokes would pass for lines
+        for c in components(weak, strong, wide, polarity, small, bg):
+            x, y, bw, bh = (int(round(v / f)) for v in c.box)
+            bw, bh = max(1, min(bw, w - x)), max(1, min(bh, h - y))
+            mask = (cv2.resize(c.mask.astype(np.float32), (bw, bh), interpolation=cv2.INTER_LINEAR) >= 0.5).astype(np.uint8)
+            big = Candidate((x, y, bw, bh), mask, polarity)
+            margin = max(2, int(round(1 / f)))  # a coarse pixel
+            if edge_on_ink(big, strongs[polarity], margin) < cfg.coarse_min_edge_ink:
+                continue
+            same = [o for o in found if o.polarity == polarity and not o.parts]
+            if any(_box_iou(o.box, big.box) >= cfg.coarse_same_iou for o in same):
+                continue
+            parts = tuple(o.box for o in same if o.box[2] * o.box[3] < bw * bh and _box_iou(o.box, big.box) > 0
+                          and _ink_within(o, big, margin) >= 0.5)
+            out.append(replace(big, parts=parts))
+    return out
 
 
 def _resolve_polarity(candidates: list[Candidate], frame: tuple[int, int], surface_frac: float = 0.15,

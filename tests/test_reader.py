@@ -5,6 +5,7 @@ Ground truth comes from MNIST *test* digits written as ink on a generated page (
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 import subprocess
 import sys
 from pathlib import Path
@@ -492,3 +493,78 @@ def test_a_digit_broken_where_the_pen_ran_light_is_read_whole(core_reader, core_
     assert core_reader.read(page).text == "5"
     pieces_only = Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(union_contrast=0.0)))
     assert pieces_only.read(page).text != "5"
+
+
+def _thick(page: np.ndarray, core_mnist, label: str, x: int, y: int, height: int, stroke_frac: float) -> tuple[int, int, int, int]:
+    """An MNIST digit written large with a marker: its stroke about `stroke_frac` of its height."""
+    (img,) = pick(core_mnist, label, 2)
+    ys, xs = np.nonzero(img > 60)
+    crop = img[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    w = int(round(crop.shape[1] * height / crop.shape[0]))
+    ink = (cv2.resize(crop, (w, height), interpolation=cv2.INTER_CUBIC) > 128).astype(np.uint8)
+    grow = max(1, int(stroke_frac * height))
+    ink = cv2.dilate(ink, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (grow, grow)))
+    region = page[y:y + ink.shape[0], x:x + ink.shape[1]]
+    region[ink > 0] = 35
+    return x, y, ink.shape[1], ink.shape[0]
+
+
+def test_a_large_digit_in_a_thick_marker_is_found_by_the_coarse_pass(core_reader, core_mnist):
+    """Held close to a webcam, a marker's stroke is wider than half the paper window: the fine pass sees only the
+    rims of its strokes. The coarse pass, with a wider window at a quarter of the cost, finds the digit whole."""
+    page = paper(gradient=False, level=220, seed=5)
+    x, y, w, h = _thick(page, core_mnist, "7", 250, 90, 320, 0.04)
+    page = cv2.GaussianBlur(page, (0, 0), 1.0)
+    grey = detect.to_grey(page)
+    cfg = detect.DetectConfig()
+    fine_only = replace(cfg, coarse_min_height_frac=0.0)
+    fine, _, _ = detect.candidates_and_grey(page, fine_only)
+    assert not any(c.box[3] > 0.8 * h for c in fine)  # the fine pass does not see it whole
+    found, _, _ = detect.candidates_and_grey(page, cfg)
+    (big,) = [c for c in found if c.box[3] > 0.8 * h]
+    assert abs(big.box[0] - x) < 0.1 * w and abs(big.box[1] - y) < 0.1 * h
+    assert core_reader.read(page).text == "7"
+    assert Recognizer(core_reader.model, ReaderConfig(detect=fine_only)).read(page).text != "7"
+    assert grey.shape == page.shape[:2]
+
+
+def test_a_soft_shadow_as_large_as_a_digit_is_not_a_coarse_candidate():
+    """A shadow or a stain is as large and as dark as a marker digit, but its edge fades into the paper: its
+    outline lies on no strong ink of the fine pass (edge_on_ink), where a drawn ring's does."""
+    soft = paper(gradient=False, level=220, seed=6).astype(np.float32)
+    blob = np.zeros(soft.shape[:2], np.float32)
+    cv2.ellipse(blob, (320, 240), (70, 130), 0, 0, 360, 1.0, -1)
+    blob = cv2.GaussianBlur(blob, (0, 0), 25)
+    soft = (soft * (1 - 0.45 * blob / blob.max())[..., None]).clip(0, 255).astype(np.uint8)
+    found, _, _ = detect.candidates_and_grey(soft, detect.DetectConfig())
+    assert not any(c.box[3] > 100 for c in found)
+    ring = paper(gradient=False, level=220, seed=6)
+    cv2.ellipse(ring, (320, 240), (70, 130), 0, 0, 360, (35, 35, 35), 40)
+    found, _, _ = detect.candidates_and_grey(ring, detect.DetectConfig())
+    assert any(c.box[3] > 250 for c in found)
+
+
+def test_coarse_candidates_name_the_fine_pieces_they_cover():
+    """A coarse region's parts are the smaller fine regions whose ink lies on it (so the reader weighs the whole
+    against them); a region the fine pass already found whole is not offered again."""
+    grey = np.full((480, 640), 220, np.uint8)
+    cv2.ellipse(grey, (320, 240), (70, 130), 0, 0, 360, 35, 40)
+    strong = (grey < 100).astype(np.uint8)
+    ys, xs = np.nonzero(strong[:, :320])
+    rim = detect.Candidate((int(xs.min()), int(ys.min()), int(np.ptp(xs)) + 1, int(np.ptp(ys)) + 1),
+                           strong[ys.min():ys.max() + 1, xs.min():xs.max() + 1].copy(), "dark")
+    elsewhere = detect.Candidate((20, 20, 30, 40), np.ones((40, 30), np.uint8), "dark")
+    (big,) = detect.coarse_candidates(grey, [rim, elsewhere], {"dark": strong}, detect.DetectConfig())
+    assert big.parts == (rim.box,)
+    whole = detect.Candidate(big.box, big.mask, "dark")
+    assert detect.coarse_candidates(grey, [whole], {"dark": strong}, detect.DetectConfig()) == []
+
+
+def test_a_digit_near_the_frame_edge_is_read_but_a_page_edge_is_not(core_reader, core_mnist):
+    """A page edge runs out of the frame; a digit held close to the camera may come within a few pixels of it."""
+    page = paper(gradient=False, level=215, seed=7)
+    write_digits(page, pick(core_mnist, "4", 1), 6, 130, 220, ink=30)  # taller than 35% of the frame
+    assert core_reader.read(page).text == "4"
+    edge = paper(gradient=False, level=215, seed=7)
+    edge[:, :40] = 60  # a dark desk beyond the page's left edge, out of the frame
+    assert core_reader.read(edge).digits == ()

@@ -10,6 +10,8 @@ from dataclasses import dataclass, replace
 import cv2
 import numpy as np
 
+from digitlens.normalise import stroke_width
+
 
 @dataclass(frozen=True)
 class DetectConfig:
@@ -69,6 +71,8 @@ class DetectConfig:
     # strokes too thick for the window above: it would break into the rims of its strokes, or vanish
     coarse_kernel_frac: float = 0.3  # ... the wider window (fraction of the long side) ...
     coarse_max_side: int = 320  # ... at this long side (the cost is a few percent of the frame's)
+    coarse_min_stroke_frac: float = 0.25  # ... and only regions whose mean stroke is at least this fraction of the
+    # fine window wide (thinner writing is the fine pass's: coarse pixels would only fatten a hairline into a "1")
     coarse_same_iou: float = 0.8  # a coarse region overlapping a region already found this much adds nothing
     coarse_min_edge_ink: float = 0.3  # and it must be a stroke's sharp edge: this much of its outline lies on strong
     # ink of the fine pass (a shadow, a stain or a soft blot is as large, but its edge fades into the paper)
@@ -269,7 +273,6 @@ def fill_pinholes(mask: np.ndarray, cfg: DetectConfig) -> np.ndarray:
 
 def stroke_ratio(mask: np.ndarray) -> float:
     """Mean stroke width (2 x area / boundary) over the region's longer side."""
-    from digitlens.normalise import stroke_width
     return stroke_width(mask) / max(mask.shape)
 
 
@@ -632,6 +635,8 @@ def coarse_candidates(grey: np.ndarray, found: list[Candidate], strongs: dict[st
             x, y, bw, bh = (int(round(v / f)) for v in c.box)
             bw, bh = max(1, min(bw, w - x)), max(1, min(bh, h - y))
             mask = (cv2.resize(c.mask.astype(np.float32), (bw, bh), interpolation=cv2.INTER_LINEAR) >= 0.5).astype(np.uint8)
+            if stroke_width(c.mask) / f < cfg.coarse_min_stroke_frac * cfg.background_kernel_frac * max(h, w):
+                continue
             big = Candidate((x, y, bw, bh), mask, polarity)
             margin = max(2, int(round(1 / f)))  # a coarse pixel
             if edge_on_ink(big, strongs[polarity], margin) < cfg.coarse_min_edge_ink:

@@ -208,6 +208,35 @@ def speed_vs_section() -> list[str]:
     return out + [""]
 
 
+def other_hand_section() -> list[str]:
+    """Numbers written another way (other_hand.py): the reader before and after the coarse pass, per condition."""
+    files = [RESULTS / f"other-hand-{src}.json" for src in ("mnist", "font")]
+    data = {f.stem.removeprefix("other-hand-"): json.loads(f.read_text()) for f in files if f.exists()}
+    if not data:
+        return []
+    srcs = list(data)
+    first = data[srcs[0]]
+    out = ["### Numbers written another way (`python benchmarks/other_hand.py [--source font]`)", "",
+           f"Not scenes.py's photos: this script's own compositor writes 1-4 digit numbers on flat pages, "
+           f"{first['n_per_category']} per condition (seed {first['seed']}), with MNIST *test* digits or OpenCV's "
+           "Hershey fonts. Both readers read the same images in one process: \"before\" has no coarse pass and "
+           "counts a region within 2% of the frame's edge as touching it. Files: "
+           + ", ".join(f"`other-hand-{s}.json`" for s in srcs) + ".", "",
+           "| condition | " + " | ".join(f"{s}: before | {s}: now" for s in srcs) + " |",
+           "| --- | " + " | ".join("--- | ---" for _ in srcs) + " |"]
+    for cat in first["categories"]:
+        cells = []
+        for s in srcs:
+            c = data[s]["categories"].get(cat)
+            cells += [pct(c["before"]["exact"], 0), pct(c["current"]["exact"], 0)] if c else ["", ""]
+        out.append(f"| {cat} | " + " | ".join(cells) + " |")
+    cells = []
+    for s in srcs:
+        cells += [f"**{pct(data[s]['overall']['before'], 1)}**", f"**{pct(data[s]['overall']['current'], 1)}**"]
+    out.append("| all | " + " | ".join(cells) + " |")
+    return out + [""]
+
+
 def crops_section() -> list[str]:
     path = RESULTS / "crops-mnist.json"
     if not path.exists():
@@ -244,7 +273,7 @@ def fuzz_section() -> list[str]:
 
 def build() -> str:
     lines = [*train_section(), *read_section(), *live_section(),
-             *serve_section(), *speed_vs_section(),
+             *serve_section(), *speed_vs_section(), *other_hand_section(),
              *crops_section(), *fuzz_section()]
     return "\n".join(lines).rstrip() + "\n"
 

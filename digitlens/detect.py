@@ -54,7 +54,9 @@ class DetectConfig:
     max_candidates: int = 200  # beyond this the frame is texture, not writing: keep the largest
     pinhole_frac: float = 0.01  # holes under 1% of a region's box are grain in the ink, not a digit's loop
     max_stroke_frac: float = 0.3  # mean stroke width over 0.3 x the region's longer side: a blob or a shadow,
-    # not a pen stroke (MNIST's is ~0.1)
+    # not a pen stroke (MNIST's is ~0.1) ...
+    stroke_blur_px: float = 2.0  # ... the width less this much, which a camera's blur adds to any stroke: a small
+    # digit's stroke is mostly blur (a 20 px 4 measured 0.3 of its size)
     step_edge_ratio: float = 0.75  # the paper on one side of a region is under 0.75 x as bright as on the other:
     # it is the edge of a page, a desk or a shadow, not a stroke (a stroke has paper on both sides) ...
     step_edge_ink_ratio: float = 0.7  # ... unless its ink is under 0.7 x as bright as even the darker side: a digit
@@ -271,11 +273,6 @@ def fill_pinholes(mask: np.ndarray, cfg: DetectConfig) -> np.ndarray:
     return fill_pinholes_holes(mask, cfg)[0]
 
 
-def stroke_ratio(mask: np.ndarray) -> float:
-    """Mean stroke width (2 x area / boundary) over the region's longer side."""
-    return stroke_width(mask) / max(mask.shape)
-
-
 def median_u8(values: np.ndarray) -> float:
     """np.median of uint8 values, exactly (the mean of the two middle values when their count is even), by
     counting: several times faster than sorting for the few hundred pixels of a region."""
@@ -473,7 +470,7 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
             if surface < cfg.dark_min_background if polarity == "dark" else surface > cfg.light_max_background:
                 continue
         crop, holes = fill_pinholes_holes(_members(labels[y0:y1, x0:x1], ids[group]), cfg)
-        if stroke_ratio(crop) > cfg.max_stroke_frac:
+        if (stroke_width(crop) - cfg.stroke_blur_px) / max(crop.shape) > cfg.max_stroke_frac:
             continue
         if ink_grey is not None and not is_writing(ink_grey, crop, (x0, y0, bw, bh), cfg, holes):
             continue
@@ -625,10 +622,13 @@ def coarse_candidates(grey: np.ndarray, found: list[Candidate], strongs: dict[st
         weak, strong = thresholds(contrast, wide)
         if cv2.countNonZero(strong) < cfg.min_area_px:
             continue
-        # Large writing has a piece at least half its height at this scale (a digit is one or two strokes): most
-        # frames have none, and skip the costlier steps
-        _, _, stats, _ = _label(weak)
-        if 2 * stats[1:, cv2.CC_STAT_HEIGHT].max(initial=0) < wide.min_height_px:
+        # Large writing in thick strokes has a piece at least half its height at this scale (a digit is one or two
+        # strokes) that survives an erosion by most of the least stroke width wanted: most frames have none (pen
+        # strokes vanish), and skip the costlier steps
+        k = max(1, int(0.6 * cfg.coarse_min_stroke_frac * cfg.background_kernel_frac * max(sh, sw)))
+        core = cv2.erode(weak, np.ones((k, k), np.uint8)) if k > 1 else weak
+        _, _, stats, _ = _label(core)
+        if 2 * (stats[1:, cv2.CC_STAT_HEIGHT].max(initial=0) + k) < wide.min_height_px:
             continue
         # No line removal: at this scale ruled lines are faint, and thick strokes would pass for lines
         for c in components(weak, strong, wide, polarity, small, bg):

@@ -568,3 +568,20 @@ def test_a_digit_near_the_frame_edge_is_read_but_a_page_edge_is_not(core_reader,
     edge = paper(gradient=False, level=215, seed=7)
     edge[:, :40] = 60  # a dark desk beyond the page's left edge, out of the frame
     assert core_reader.read(edge).digits == ()
+
+
+def test_a_small_bold_digit_is_a_stroke_and_small_blots_are_no_digits(core_reader):
+    """A camera's blur widens every stroke by a pixel or two: at 20 px tall that is most of a digit's stroke, and
+    measured against its size it looked like a blot (DetectConfig.stroke_blur_px takes it off first). Blots of
+    that size that now reach the classifier are still no digits."""
+    page = np.full((480, 640), 225, np.uint8)
+    cv2.putText(page, "4", (300, 250), cv2.FONT_HERSHEY_SIMPLEX, 0.75, 40, 3, cv2.LINE_AA)
+    for x, rad in zip((100, 200, 420, 540), (5, 7, 9, 12)):  # blots and smudges, away from the 4
+        cv2.circle(page, (x, 100), rad, 40, -1)
+        cv2.ellipse(page, (x, 380), (rad, rad + 4), 30, 0, 360, 40, -1)
+    page = cv2.GaussianBlur(page, (0, 0), 1.2)
+    cfg = detect.DetectConfig()
+    (four,) = [c for c in detect.find_candidates(page, cfg)[0] if 280 <= c.box[0] <= 320]
+    assert 14 <= four.box[3] <= 24  # the 4 itself
+    assert not any(280 <= c.box[0] <= 320 for c in detect.find_candidates(page, replace(cfg, stroke_blur_px=0.0))[0])
+    assert core_reader.read(page).text == "4"

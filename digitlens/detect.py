@@ -75,7 +75,8 @@ class DetectConfig:
     coarse_max_side: int = 320  # ... at this long side (the cost is a few percent of the frame's)
     coarse_min_stroke_frac: float = 0.25  # ... and only regions whose mean stroke is at least this fraction of the
     # fine window wide (thinner writing is the fine pass's: coarse pixels would only fatten a hairline into a "1")
-    coarse_same_iou: float = 0.8  # a coarse region overlapping a region already found this much adds nothing
+    coarse_same_iou: float = 0.8  # a coarse region overlapping a region already found this much adds nothing ...
+    coarse_hollow_frac: float = 0.7  # ... unless that one has under 0.7 of its ink: the rims of thick strokes, merged
     coarse_min_edge_ink: float = 0.3  # and it must be a stroke's sharp edge: this much of its outline lies on strong
     # ink of the fine pass (a shadow, a stain or a soft blot is as large, but its edge fades into the paper)
     loop_paper_frac: float = 0.5  # a loop (hole) must be at least half-way from the ink's brightness to the paper's:
@@ -642,10 +643,12 @@ def coarse_candidates(grey: np.ndarray, found: list[Candidate], strongs: dict[st
             if edge_on_ink(big, strongs[polarity], margin) < cfg.coarse_min_edge_ink:
                 continue
             same = [o for o in found if o.polarity == polarity and not o.parts]
-            if any(_box_iou(o.box, big.box) >= cfg.coarse_same_iou for o in same):
-                continue
-            parts = tuple(o.box for o in same if o.box[2] * o.box[3] < bw * bh and _box_iou(o.box, big.box) > 0
-                          and _ink_within(o, big, margin) >= 0.5)
+            ink = cv2.countNonZero(mask)
+            if any(_box_iou(o.box, big.box) >= cfg.coarse_same_iou and cv2.countNonZero(o.mask) >= cfg.coarse_hollow_frac * ink
+                   for o in same):
+                continue  # the fine pass found it whole (not just the rims of its strokes: those hold less ink)
+            parts = tuple(o.box for o in same if _box_iou(o.box, big.box) > 0 and _ink_within(o, big, margin) >= 0.5
+                          and (o.box[2] * o.box[3] < bw * bh or _box_iou(o.box, big.box) >= cfg.coarse_same_iou))
             out.append(replace(big, parts=parts))
     return out
 

@@ -585,3 +585,32 @@ def test_a_small_bold_digit_is_a_stroke_and_small_blots_are_no_digits(core_reade
     assert 14 <= four.box[3] <= 24  # the 4 itself
     assert not any(280 <= c.box[0] <= 320 for c in detect.find_candidates(page, replace(cfg, stroke_blur_px=0.0))[0])
     assert core_reader.read(page).text == "4"
+
+
+def _sign_digit(text: str, rel_thick: float, height: int) -> np.ndarray:
+    """A printed sign's digit (OpenCV's simplex font): drawn large, cropped to its ink, scaled to `height`; the
+    stroke about rel_thick * height. A float coverage mask, 1 = ink."""
+    big = 200.0
+    (_, th0), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 1)
+    t = max(1, int(round(rel_thick * big * 1.15)))
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, big / th0, t)
+    m = np.zeros((th + base + 4 * t + 20, tw + 4 * t + 20), np.uint8)
+    cv2.putText(m, text, (2 * t + 10, th + 2 * t + 10), cv2.FONT_HERSHEY_SIMPLEX, big / th0, 255, t, cv2.LINE_AA)
+    ys, xs = np.nonzero(m > 127)
+    m = m[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+    w = int(m.shape[1] * height / m.shape[0])
+    return cv2.resize(m, (w, height), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+
+
+@pytest.mark.parametrize("digit", ["6", "9", "2"])
+def test_a_bold_sign_digit_whose_stroke_rims_merge_is_read_from_the_coarse_pass(core_reader, digit):
+    """Strokes this thick break into their rims in the fine pass, and the rims merge into one hollow region of the
+    digit's size: the coarse pass's solid region is offered against it (it holds far more ink) and read."""
+    glyph = _sign_digit(digit, 0.1, 300)[..., None]
+    page = np.full((480, 640, 3), 215, np.float32)
+    x = (640 - glyph.shape[1]) // 2
+    page[90:390, x:x + glyph.shape[1]] = page[90:390, x:x + glyph.shape[1]] * (1 - glyph) + np.float32([30, 50, 30]) * glyph
+    page = cv2.GaussianBlur(page.astype(np.uint8), (0, 0), 1.0)
+    assert core_reader.read(page).text == digit
+    hollow_kept = ReaderConfig(detect=detect.DetectConfig(coarse_hollow_frac=0.0))
+    assert Recognizer(core_reader.model, hollow_kept).read(page).text != digit

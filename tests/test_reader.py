@@ -528,20 +528,20 @@ def test_a_large_digit_in_a_thick_marker_is_found_by_the_coarse_pass(core_reader
     assert grey.shape == page.shape[:2]
 
 
-def test_a_soft_shadow_as_large_as_a_digit_is_not_a_coarse_candidate():
-    """A shadow or a stain is as large and as dark as a marker digit, but its edge fades into the paper: its
+@pytest.mark.parametrize("sigma, sharp", [(1.0, True), (12.0, False)])
+def test_a_coarse_region_needs_a_strokes_sharp_edge(sigma, sharp):
+    """A stain or a shadow can be as large and as dark as a marker digit, but its edge fades into the paper: its
     outline lies on no strong ink of the fine pass (edge_on_ink), where a drawn ring's does."""
-    soft = paper(gradient=False, level=220, seed=6).astype(np.float32)
-    blob = np.zeros(soft.shape[:2], np.float32)
-    cv2.ellipse(blob, (320, 240), (70, 130), 0, 0, 360, 1.0, -1)
-    blob = cv2.GaussianBlur(blob, (0, 0), 25)
-    soft = (soft * (1 - 0.45 * blob / blob.max())[..., None]).clip(0, 255).astype(np.uint8)
-    found, _, _ = detect.candidates_and_grey(soft, detect.DetectConfig())
-    assert not any(c.box[3] > 100 for c in found)
-    ring = paper(gradient=False, level=220, seed=6)
-    cv2.ellipse(ring, (320, 240), (70, 130), 0, 0, 360, (35, 35, 35), 40)
-    found, _, _ = detect.candidates_and_grey(ring, detect.DetectConfig())
-    assert any(c.box[3] > 250 for c in found)
+    cfg = detect.DetectConfig()
+    ring = np.zeros((480, 640), np.float32)
+    cv2.ellipse(ring, (320, 240), (70, 130), 0, 0, 360, 1.0, 40)
+    grey = (220 * (1 - 0.6 * cv2.GaussianBlur(ring, (0, 0), sigma))).astype(np.uint8)
+    _, strong = detect.thresholds(detect.ink_contrast(grey, detect.background(grey, cfg), False), cfg)
+    mask = (grey < 170).astype(np.uint8)  # the region, as the coarse pass's wide window sees it
+    ys, xs = np.nonzero(mask)
+    x0, y0, x1, y1 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+    region = detect.Candidate((int(x0), int(y0), int(x1 - x0), int(y1 - y0)), mask[y0:y1, x0:x1], "dark")
+    assert (detect.edge_on_ink(region, strong, 2) >= cfg.coarse_min_edge_ink) == sharp
 
 
 def test_coarse_candidates_name_the_fine_pieces_they_cover():

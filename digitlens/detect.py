@@ -365,6 +365,12 @@ def finer_mask(grey: np.ndarray, cand: Candidate, zoom: int = 3) -> np.ndarray |
     """A small candidate's ink at `zoom` x its resolution: its grey patch upscaled (cubic) and split by Otsu's
     threshold, keeping the pieces that overlap its mask. Binarising a digit 20 px tall at its own size closes
     the loops of 6, 8 and 9 and breaks thin strokes; binarising it upscaled keeps them. None when it fails."""
+    found = finer_mask_at(grey, cand, zoom)
+    return None if found is None else found[0]
+
+
+def finer_mask_at(grey: np.ndarray, cand: Candidate, zoom: int = 3) -> tuple[np.ndarray, tuple[int, int]] | None:
+    """finer_mask, and where its top-left pixel lies in the frame at `zoom` x (frame pixels = that / zoom)."""
     x, y, w, h = cand.box
     H, W = grey.shape
     pad = max(2, h // 6)
@@ -386,7 +392,7 @@ def finer_mask(grey: np.ndarray, cand: Candidate, zoom: int = 3) -> np.ndarray |
         return None
     mask = _members(labels, keep)
     bx, by, bw, bh = cv2.boundingRect(mask)
-    return mask[by:by + bh, bx:bx + bw] if bw and bh else None
+    return (mask[by:by + bh, bx:bx + bw], (x0 * zoom + bx, y0 * zoom + by)) if bw and bh else None
 
 
 def _not_writing_shape(boxes: np.ndarray, frame: tuple[int, int], cfg: DetectConfig, piece: bool = False) -> np.ndarray:

@@ -356,13 +356,15 @@ class Recognizer:
         options: list[list[_Hypothesis]] = []  # per candidate: whole, then splits
         for cand in candidates:
             hyps = [_Hypothesis([len(crops)], [cand.box])]
-            mask = cand.mask
+            mask, origin, zoom = cand.mask, cand.box[:2], 1
             if cand.box[3] < cfg.classify.fine_below_px:
-                mask = detect.finer_mask(grey, cand, cfg.classify.fine_zoom)
-                mask = cand.mask if mask is None else mask
+                fine = detect.finer_mask_at(grey, cand, cfg.classify.fine_zoom)
+                if fine is not None:
+                    (mask, origin), zoom = fine, cfg.classify.fine_zoom
             crops.append(normalise_mask(mask, cfg.normalise))
             if cand.box[2] > cfg.classify.split_aspect * cand.box[3]:
-                hyps += self._splits(cand, crops)
+                # cut the mask it was read from: a small run's own mask has the loops closed (blobs)
+                hyps += self._splits(mask, origin, zoom, crops)
             options.append(hyps)
         if timings is not None:
             timings["detect"] = (t1 - t0) * 1000
@@ -385,25 +387,28 @@ class Recognizer:
         timings["group"] = (t4 - t3) * 1000
         return Reading(width, height, numbers, ordered, (t4 - t0) * 1000, timings)
 
-    def _splits(self, cand: detect.Candidate, crops: list[np.ndarray]) -> list[_Hypothesis]:
-        """A candidate cut into 2 or 3 touching digits (around its width / a digit's width), each way as one
-        hypothesis; their normalised crops are appended to `crops`."""
+    def _splits(self, mask: np.ndarray, origin: tuple[int, int], zoom: int, crops: list[np.ndarray]) -> list[_Hypothesis]:
+        """A candidate's mask (its top-left pixel at `origin` in frame pixels x `zoom`) cut into 2 or 3 touching
+        digits (around its width / a digit's width), each way as one hypothesis with boxes in frame pixels; their
+        normalised crops are appended to `crops`."""
         cc = self.config.classify
-        x, y, w, h = cand.box
+        x, y = origin
+        h, w = mask.shape
         est = int(round(w / (cc.split_width_per_digit * h)))
         hyps = []
         for parts in sorted({max(2, est), max(2, est + 1), max(2, est - 1)}):
             if parts > cc.max_split_parts:
                 continue
-            cuts = detect.split_points(cand.mask, parts)
-            pieces = detect.split_mask(cand.mask, cuts) if cuts else []
+            cuts = detect.split_points(mask, parts)
+            pieces = detect.split_mask(mask, cuts) if cuts else []
             if len(pieces) != parts:
                 continue
             boxes = []
             for dx, sub in pieces:
                 bx, by, bw, bh = ink_bounds(sub)  # split_mask keeps only parts with ink
-                boxes.append((x + dx + bx, y + by, bw, bh))
-            if min(b[3] for b in boxes) < cc.split_min_height * h:
+                x0, y0 = (x + dx + bx) // zoom, (y + by) // zoom
+                boxes.append((x0, y0, max(1, -(-(x + dx + bx + bw) // zoom) - x0), max(1, -(-(y + by + bh) // zoom) - y0)))
+            if min(b[3] for b in boxes) < cc.split_min_height * h / zoom:
                 continue  # a part much shorter than the whole: letters, not digits; normalise nothing
             rows = list(range(len(crops), len(crops) + len(pieces)))
             crops.extend(normalise_mask(sub, self.config.normalise) for _, sub in pieces)

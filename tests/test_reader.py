@@ -614,3 +614,17 @@ def test_a_bold_sign_digit_whose_stroke_rims_merge_is_read_from_the_coarse_pass(
     assert core_reader.read(page).text == digit
     hollow_kept = ReaderConfig(detect=detect.DetectConfig(coarse_hollow_frac=0.0))
     assert Recognizer(core_reader.model, hollow_kept).read(page).text != digit
+
+
+@pytest.mark.parametrize("text", ["59", "53", "550"])
+def test_small_touching_digits_are_split_from_their_finer_mask(core_reader, text):
+    """Digits under 32 px are read from a finer binarisation (their loops open); a run of them touching is cut
+    from that finer mask too. Cut from the run's own mask, whose loops are closed, every part was a blob."""
+    page = np.full((480, 640), 225, np.uint8)
+    cv2.putText(page, text, (280, 250), cv2.FONT_HERSHEY_SIMPLEX, 0.8, 40, 3, cv2.LINE_AA)
+    page = cv2.GaussianBlur(page, (0, 0), 1.1)
+    cands, _ = detect.find_candidates(page)
+    assert len(cands) == 1 and cands[0].box[3] < 32  # one small run of touching digits
+    reading = core_reader.read(page)
+    assert reading.text == text
+    assert all(d.box[3] < 32 for d in reading.digits)

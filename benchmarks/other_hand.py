@@ -2,8 +2,9 @@
 
 This script composites numbers of 1-4 digits onto flat pages with its own simple compositor, in one category
 of conditions at a time (below), and reads every image with two readers side by side in one process:
-"current" (the reader's settings now) and "before" (its settings at commit c4b3b50, before the coarse pass: no
-coarse pass, 'touching the frame' within 2% of an edge, no allowance for blur in the blot test). Digits come from the MNIST *test* split (--source mnist) or are
+"current" (the reader's settings now) and "before" (this code with the detection settings of commit c4b3b50: no
+coarse pass, 'touching the frame' within 2% of an edge, no allowance for blur in the blot test; changes that
+have no setting, such as cutting small runs from their finer mask, are in both). Digits come from the MNIST *test* split (--source mnist) or are
 drawn with OpenCV's Hershey simplex and script fonts (--source font). One core: onnxruntime and OpenCV
 each use one thread. Writes benchmarks/results/other-hand-<source>.json and prints a table.
 
@@ -46,7 +47,8 @@ NOTE = ("Categories are written by this script's own compositor, not by benchmar
         "(DetectConfig.coarse_*) and border_margin_frac were chosen on a prototype of this probe with MNIST *training* "
         "digits and seed 11, on dev scenes of scenes.py (training digits, seeds 7 and 8) and on the test suite "
         "(coarse_min_stroke_frac: a hairline fattened into a 1), never on this benchmark's digits or seed. "
-        "'before' = no coarse pass, border_margin_frac 0.02 and stroke_blur_px 0: the reader's settings at c4b3b50.")
+        "'before' = this code with no coarse pass, border_margin_frac 0.02 and stroke_blur_px 0 (the detection "
+        "settings of c4b3b50); changes without a setting (small runs cut from their finer mask, 9779363) are in both.")
 
 
 class Written(NamedTuple):
@@ -175,7 +177,7 @@ def uncommitted() -> list[str]:
 
 
 def load_readers() -> dict:
-    """The reader now and the reader at c4b3b50 (before the coarse pass), both on one onnxruntime thread."""
+    """The reader now and this code with c4b3b50's detection settings, both on one onnxruntime thread."""
     from digitlens import Recognizer
     from digitlens.detect import DetectConfig
     from digitlens.recognizer import ReaderConfig

@@ -556,9 +556,8 @@ def candidates_and_grey(image: np.ndarray, cfg: DetectConfig = DetectConfig()
     candidates: list[Candidate] = []
     strongs: dict[str, np.ndarray] = {}
     bg = background(grey, cfg)
-    bg_small = bg[::8, ::8]
     for polarity in polarities:
-        if polarity == "light" and np.count_nonzero(bg_small <= cfg.light_max_background) < cfg.light_min_dark_frac * bg_small.size:
+        if polarity == "light" and not _has_board(bg[::8, ::8], cfg):
             continue  # no board-dark surface in the frame: chalk cannot be there, skip its work
         contrast = ink_contrast(grey, bg, polarity == "light")
         weak, strong = thresholds(contrast, cfg)
@@ -577,18 +576,19 @@ def candidates_and_grey(image: np.ndarray, cfg: DetectConfig = DetectConfig()
     return _resolve_polarity(candidates, grey.shape), scale, grey
 
 
-def _box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
+    """Intersection over union of two (x, y, w, h) boxes (0 for two empty boxes)."""
     ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
     iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
     inter = ix * iy
-    return inter / max(1, a[2] * a[3] + b[2] * b[3] - inter)
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union else 0.0
 
 
-def _ink_within(c: Candidate, outer: Candidate, margin: int) -> float:
-    """The fraction of c's ink that lies on outer's ink (grown by `margin` px)."""
-    ox, oy, ow, oh = outer.box
+def _ink_within(c: Candidate, outer_box: tuple[int, int, int, int], grown: np.ndarray) -> float:
+    """The fraction of c's ink that lies on `grown` (an outer region's mask, grown, in its box `outer_box`)."""
+    ox, oy, ow, oh = outer_box
     x, y, w, h = c.box
-    grown = cv2.dilate(outer.mask, np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)) if margin else outer.mask
     cut = np.zeros((h, w), np.uint8)  # outer's grown mask in c's box
     x0, y0, x1, y1 = max(x, ox), max(y, oy), min(x + w, ox + ow), min(y + h, oy + oh)
     if x0 < x1 and y0 < y1:
@@ -620,10 +620,12 @@ def coarse_candidates(grey: np.ndarray, found: list[Candidate], strongs: dict[st
     wide = replace(cfg, background_kernel_frac=cfg.coarse_kernel_frac, background_scale=min(cfg.background_scale, 2),
                    min_height_px=max(cfg.min_height_px, int(cfg.coarse_min_height_frac * sh)))  # small ones: skip early
     bg = background(small, wide)
-    bg_small = bg[::4, ::4]
+    min_stroke = cfg.coarse_min_stroke_frac * cfg.background_kernel_frac * max(h, w)  # in processing pixels
+    margin = max(2, int(round(1 / f)))  # a coarse pixel
+    grow = np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)
     out: list[Candidate] = []
     for polarity in strongs:
-        if polarity == "light" and np.count_nonzero(bg_small <= cfg.light_max_background) < cfg.light_min_dark_frac * bg_small.size:
+        if polarity == "light" and not _has_board(bg[::4, ::4], cfg):
             continue
         contrast = ink_contrast(small, bg, polarity == "light")
         weak, strong = thresholds(contrast, wide)
@@ -637,26 +639,32 @@ def coarse_candidates(grey: np.ndarray, found: list[Candidate], strongs: dict[st
         _, _, stats, _ = _label(core)
         if 2 * (stats[1:, cv2.CC_STAT_HEIGHT].max(initial=0) + k) < wide.min_height_px:
             continue
+        same = [o for o in found if o.polarity == polarity and not o.parts]
         # No line removal: at this scale ruled lines are faint, and thick strokes would pass for lines
         for c in components(weak, strong, wide, polarity, small, bg):
+            if stroke_width(c.mask) / f < min_stroke:
+                continue
             x, y, bw, bh = (int(round(v / f)) for v in c.box)
             bw, bh = max(1, min(bw, w - x)), max(1, min(bh, h - y))
             mask = (cv2.resize(c.mask.astype(np.float32), (bw, bh), interpolation=cv2.INTER_LINEAR) >= 0.5).astype(np.uint8)
-            if stroke_width(c.mask) / f < cfg.coarse_min_stroke_frac * cfg.background_kernel_frac * max(h, w):
-                continue
             big = Candidate((x, y, bw, bh), mask, polarity)
-            margin = max(2, int(round(1 / f)))  # a coarse pixel
             if edge_on_ink(big, strongs[polarity], margin) < cfg.coarse_min_edge_ink:
                 continue
-            same = [o for o in found if o.polarity == polarity and not o.parts]
             ink = cv2.countNonZero(mask)
-            if any(_box_iou(o.box, big.box) >= cfg.coarse_same_iou and cv2.countNonZero(o.mask) >= cfg.coarse_hollow_frac * ink
-                   for o in same):
+            ious = [box_iou(o.box, big.box) for o in same]
+            if any(iou >= cfg.coarse_same_iou and cv2.countNonZero(o.mask) >= cfg.coarse_hollow_frac * ink
+                   for o, iou in zip(same, ious)):
                 continue  # the fine pass found it whole (not just the rims of its strokes: those hold less ink)
-            parts = tuple(o.box for o in same if _box_iou(o.box, big.box) > 0 and _ink_within(o, big, margin) >= 0.5
-                          and (o.box[2] * o.box[3] < bw * bh or _box_iou(o.box, big.box) >= cfg.coarse_same_iou))
+            grown = cv2.dilate(mask, grow)
+            parts = tuple(o.box for o, iou in zip(same, ious) if iou > 0 and _ink_within(o, big.box, grown) >= 0.5
+                          and (o.box[2] * o.box[3] < bw * bh or iou >= cfg.coarse_same_iou))
             out.append(replace(big, parts=parts))
     return out
+
+
+def _has_board(bg_sample: np.ndarray, cfg: DetectConfig) -> bool:
+    """Enough of the frame (a subsample of its surface brightness) is board-dark for chalk (light ink) to be there."""
+    return np.count_nonzero(bg_sample <= cfg.light_max_background) >= cfg.light_min_dark_frac * bg_sample.size
 
 
 def _resolve_polarity(candidates: list[Candidate], frame: tuple[int, int], surface_frac: float = 0.15,

@@ -108,14 +108,6 @@ def _union(boxes: Sequence[tuple[int, int, int, int]]) -> tuple[int, int, int, i
     return (x0, y0, x1 - x0, y1 - y0)
 
 
-def _iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
-    ix = max(0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return inter / union if union else 0.0
-
-
 def group_lines(digits: Sequence[Digit], cfg: GroupConfig = GroupConfig()) -> list[list[Digit]]:
     """Digits -> lines (top to bottom), each left to right. A line is a chain of neighbours: each digit links
     to the nearest digit on its right that sits at about its height, allowing for the slant of a page held
@@ -495,7 +487,7 @@ class Recognizer:
     def _suppress(self, digits: list[Digit]) -> list[Digit]:
         kept: list[Digit] = []
         for d in sorted(digits, key=lambda d: -d.confidence):
-            if all(_iou(d.box, k.box) <= self.config.classify.nms_iou for k in kept):
+            if all(detect.box_iou(d.box, k.box) <= self.config.classify.nms_iou for k in kept):
                 kept.append(d)
         return kept
 

@@ -133,14 +133,14 @@ def _paper(rng, h: int, w: int, cfg: SceneConfig) -> tuple[np.ndarray, np.ndarra
         base = {"white": [242, 244, 245], "cream": [205, 228, 240], "grey": [200, 205, 208],
                 "sticky": [130, 232, 250], "board": [250, 250, 248]}[choice]
         base = np.array(base, np.float32) + rng.normal(0, 5, 3).astype(np.float32)
-    page = np.empty((h, w, 3), np.float32)
-    page[:] = base
     texture = _smooth_noise(rng, h, w, rng.uniform(30, 120)) * rng.uniform(2, 8)
     grain = rng.standard_normal((h, w), dtype=np.float32)
-    grain = cv2.GaussianBlur(grain, (0, 0), rng.uniform(0.6, 1.5)) * rng.uniform(2, 7)
+    grain = cv2.GaussianBlur(grain, (0, 0), rng.uniform(0.6, 1.5))
+    grain *= rng.uniform(2, 7)
     if board:
         grain *= 1.5  # chalk dust
-    page += (texture + grain)[..., None]
+    grain += texture
+    page = np.add(grain[..., None], base)  # (h, w, 3) float32: the paper's colour, its texture and grain
     if not board and rng.random() < 0.25:  # fibres in recycled paper
         for _ in range(int(rng.integers(20, 120))):
             x, y = int(rng.integers(w)), int(rng.integers(h))
@@ -547,7 +547,7 @@ def _overlap(a, b, pad: int = 0) -> bool:
 
 def _desk(rng, h: int, w: int) -> np.ndarray:
     kind = rng.choice(["wood", "dark", "fabric", "grey"])
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    yy, xx = np.arange(h, dtype=np.float32)[:, None], np.arange(w, dtype=np.float32)[None, :]
     if kind == "wood":
         base = np.array([70, 110, 160], np.float32) * rng.uniform(0.6, 1.2)
         warp = _smooth_noise(rng, h, w, 80) * 30
@@ -599,7 +599,8 @@ def _ink_hull(p: _Placed) -> np.ndarray:
 
 def _lighting(img: np.ndarray, rng, cfg: SceneConfig) -> np.ndarray:
     h, w = img.shape[:2]
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    # a row and a column that broadcast: the same float32 values as full coordinate grids, at no cost
+    yy, xx = np.arange(h, dtype=np.float32)[:, None], np.arange(w, dtype=np.float32)[None, :]
     ang = rng.uniform(0, 2 * np.pi)
     grad = (xx / w - 0.5) * math.cos(ang) + (yy / h - 0.5) * math.sin(ang)
     light = 1.0 + rng.uniform(0.1, 0.6) * grad + _smooth_noise(rng, h, w, max(h, w) / 3) * rng.uniform(0.03, 0.12)
@@ -645,10 +646,21 @@ def _camera(img: np.ndarray, rng, cfg: SceneConfig) -> np.ndarray:
         small = cv2.resize(img, (max(8, int(w * f)), max(8, int(h * f))), interpolation=cv2.INTER_AREA)
         img = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     sigma_n = _lu(rng, *cfg.noise_sigma)
-    noise = rng.standard_normal((h, w, 1), dtype=np.float32) * sigma_n
-    noise = noise + rng.standard_normal((h, w, 3), dtype=np.float32) * sigma_n * rng.uniform(0.2, 0.6)
-    img = img + noise * np.sqrt(np.clip(img, 1, 255) / 128.0)  # shot noise grows with light
-    out = np.clip(img + 0.5, 0, 255).astype(np.uint8)
+    # In place, one frame-sized buffer at a time (the frame is large and this is most of a scene's time);
+    # the same random draws in the same order, the same float32 operations.
+    grey_noise = rng.standard_normal((h, w, 1), dtype=np.float32)
+    grey_noise *= sigma_n
+    noise = rng.standard_normal((h, w, 3), dtype=np.float32)
+    noise *= sigma_n
+    noise *= rng.uniform(0.2, 0.6)
+    noise += grey_noise
+    shot = np.clip(img, 1, 255)
+    shot /= 128.0
+    np.sqrt(shot, out=shot)
+    shot *= noise  # shot noise grows with light
+    shot += img
+    shot += 0.5
+    out = np.clip(shot, 0, 255, out=shot).astype(np.uint8)
     if rng.random() < cfg.jpeg_p:
         q = int(rng.integers(cfg.jpeg_quality[0], cfg.jpeg_quality[1] + 1))
         ok, buf = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, q])

@@ -58,6 +58,14 @@ class ClassifyConfig:
     fine_zoom: int = 3
     max_ones_run: int = 3  # a "number" of more 1s than this and nothing else is hatching, a fence, tally marks
     # or a barcode: parallel strokes, which photos are full of and people rarely write as "1111"
+    # A second look at a candidate that is no sure digit but stands in a number beside one (see side_by_side:
+    # of about its height, 0.7..1/0.7, at most GroupConfig.number_gap heights away): people write numbers, so
+    # it is most likely a digit the first look missed. It is read again from its grey patch binarised by
+    # Otsu's threshold (where the first mask filled a loop or broke a stroke), and, from `second_split_aspect`
+    # wide, cut as touching digits (two narrow digits, 1s, 4s, 7s, touching are as wide as tall). What the
+    # second look reads must be as sure as a first reading (min_confidence, split_min_confidence).
+    second_look: bool = True
+    second_split_aspect: float = 0.75
 
 
 @dataclass(frozen=True)
@@ -269,6 +277,7 @@ def admit_neighbours(digits: list[Digit], unsure: Sequence[Digit], cfg: GroupCon
 class _Hypothesis:
     rows: list[int]  # rows of the probability batch, one per digit
     boxes: list[tuple[int, int, int, int]]  # processing pixels, one per row
+    reread: bool = False  # the whole candidate read again from another mask (the second look), not a cut
 
 
 class Recognizer:
@@ -340,12 +349,19 @@ class Recognizer:
         input), the MNIST-style crops it would classify, and per candidate its hypotheses (the whole, then cuts
         into touching digits), each naming its rows of `crops` and their boxes. benchmarks/finetune.py trains
         on exactly these crops. `timings`, when given, gets the milliseconds of "detect" and "normalise"."""
+        candidates, scale, crops, options, _, _ = self._prepare(image, timings)
+        return candidates, scale, crops, options
+
+    def _prepare(self, image: np.ndarray, timings: dict[str, float] | None = None):
+        """candidate_crops, plus the grey frame and per candidate the mask it was read from (mask, its origin in
+        frame pixels x zoom, zoom), which the second look needs."""
         cfg = self.config
         t0 = time.perf_counter()
         candidates, scale, grey = detect.candidates_and_grey(image, cfg.detect)
         t1 = time.perf_counter()
         crops: list[np.ndarray] = []
         options: list[list[_Hypothesis]] = []  # per candidate: whole, then splits
+        sources: list[tuple[np.ndarray, tuple[int, int], int]] = []
         for cand in candidates:
             hyps = [_Hypothesis([len(crops)], [cand.box])]
             mask, origin, zoom = cand.mask, cand.box[:2], 1
@@ -358,19 +374,22 @@ class Recognizer:
                 # cut the mask it was read from: a small run's own mask has the loops closed (blobs)
                 hyps += self._splits(mask, origin, zoom, crops)
             options.append(hyps)
+            sources.append((mask, origin, zoom))
         if timings is not None:
             timings["detect"] = (t1 - t0) * 1000
             timings["normalise"] = (time.perf_counter() - t1) * 1000
-        return candidates, scale, crops, options
+        return candidates, scale, crops, options, grey, sources
 
     def _read(self, image: np.ndarray) -> Reading:
         t0 = time.perf_counter()
         height, width = image.shape[:2]
         cfg = self.config
         timings: dict[str, float] = {}
-        candidates, scale, crops, options = self.candidate_crops(image, timings)
+        candidates, scale, crops, options, grey, sources = self._prepare(image, timings)
         t2 = time.perf_counter()
         probs = self.classify(np.stack(crops)) if crops else np.zeros((0, len(self.classes)), np.float32)
+        if cfg.classify.second_look and crops:
+            options, probs = self._second_look(candidates, options, probs, grey, sources)
         t3 = time.perf_counter()
         timings["classify"] = (t3 - t2) * 1000
         digits = self._decide(options, probs, scale, width, height, candidates)
@@ -406,6 +425,45 @@ class Recognizer:
             crops.extend(normalise_mask(sub, self.config.normalise) for _, sub in pieces)
             hyps.append(_Hypothesis(rows, boxes))
         return hyps
+
+    def _second_look(self, candidates: Sequence[detect.Candidate], options: list[list[_Hypothesis]], probs: np.ndarray,
+                     grey: np.ndarray, sources: list[tuple[np.ndarray, tuple[int, int], int]]
+                     ) -> tuple[list[list[_Hypothesis]], np.ndarray]:
+        """More hypotheses for the candidates that are no sure digit but stand in a number beside one (see
+        ClassifyConfig.second_look), classified in a second small batch. Returns the options and probabilities
+        with them added."""
+        cc = self.config.classify
+        kinds = [self._outcome(hyps, probs, c.mask)[0] for hyps, c in zip(options, candidates)]
+        sure = [i for i, k in enumerate(kinds) if k in ("whole", "split")]
+        weak = [i for i, k in enumerate(kinds) if k in ("unsure", "rejected") and not candidates[i].parts]
+        if not sure or not weak:
+            return options, probs
+        link = side_by_side([candidates[i].box for i in sure + weak], 0.7, self.config.group.number_gap)
+        n_sure = len(sure)
+        crops: list[np.ndarray] = []
+        base = len(probs)
+        options = [list(h) for h in options]
+        for k, i in enumerate(weak):
+            if not link[n_sure + k, :n_sure].any():
+                continue
+            cand = candidates[i]
+            mask, origin, zoom = sources[i]
+            if zoom == 1:  # read from its own mask: read it again from an Otsu mask of its grey patch
+                found = detect.finer_mask_at(grey, cand, 1)
+                if found is not None:
+                    other, (ox, oy) = found
+                    crops.append(normalise_mask(other, self.config.normalise))
+                    options[i].append(_Hypothesis([base + len(crops) - 1], [(ox, oy, other.shape[1], other.shape[0])],
+                                                  reread=True))
+            x, y, w, h = cand.box
+            if cc.second_split_aspect * h < w <= cc.split_aspect * h:
+                cuts = self._splits(mask, origin, zoom, crops)
+                for hyp in cuts:
+                    hyp.rows = [base + r for r in hyp.rows]
+                options[i] += cuts
+        if not crops:
+            return options, probs
+        return options, np.concatenate([probs, self.classify(np.stack(crops))])
 
     def _digit(self, p: np.ndarray, box: tuple[int, int, int, int], scale: float, width: int, height: int) -> Digit:
         d = int(np.argmax(p[:10]))
@@ -467,8 +525,15 @@ class Recognizer:
         polygon = self._polygon_not_zero(p_whole, mask)
         whole_ok = self._is_digit(p_whole, cc.min_confidence) and not polygon
         best_split, best_score = None, -1.0
-        for hyp in hyps[1:]:
+        h, w = mask.shape
+        for hyp in hyps[1:] if not whole_ok or w > cc.split_aspect * h else ():
             ps = probs[hyp.rows]
+            if hyp.reread:
+                if self._is_digit(ps[0], cc.min_confidence) and not self._polygon_not_zero(ps[0], mask):
+                    score = float(ps[0][:10].max())
+                    if score > best_score:
+                        best_split, best_score = hyp, score
+                continue
             if {int(np.argmax(p)) for p in ps} <= set(cc.letter_strokes):
                 continue  # the strokes of a letter (n, m, u, h, H), not touching digits
             if all(self._is_digit(p, cc.split_min_confidence) for p in ps):

@@ -628,3 +628,40 @@ def test_small_touching_digits_are_split_from_their_finer_mask(core_reader, text
     reading = core_reader.read(page)
     assert reading.text == text
     assert all(d.box[3] < 32 for d in reading.digits)
+
+
+def _second_look_off(core_reader) -> Recognizer:
+    return Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(second_look=False)))
+
+
+@pytest.mark.parametrize("text,offset,blur", [("58", 2, 1.5), ("36", 0, 1.5), ("79", 0, 2.5)])
+def test_a_bold_digit_beside_a_sure_one_is_read_again_from_an_otsu_mask(core_reader, core_mnist, text, offset, blur):
+    """A bold, blurred digit whose loops the first mask filled (a blob, no digit) stands beside a sure digit of
+    its height: the second look reads it from its grey patch binarised by Otsu, where the loops stay open."""
+    page = paper(gradient=False)
+    first, second = pick(core_mnist, text, offset)
+    write_digits(page, [first], 200, 200, 50)
+    write_digits(page, [cv2.dilate(second, np.ones((3, 3), np.uint8))], 262, 200, 50)
+    page = cv2.GaussianBlur(page, (0, 0), blur)
+    assert core_reader.read(page).text == text
+    assert _second_look_off(core_reader).read(page).text != text
+    # Alone, with no sure digit beside it, it gets no second look: the same reading either way
+    alone = paper(gradient=False)
+    write_digits(alone, [cv2.dilate(second, np.ones((3, 3), np.uint8))], 262, 200, 50)
+    alone = cv2.GaussianBlur(alone, (0, 0), blur)
+    assert core_reader.read(alone).text == _second_look_off(core_reader).read(alone).text
+
+
+def test_two_narrow_touching_digits_beside_a_sure_one_are_cut_by_the_second_look(core_reader, core_mnist):
+    """A 1 touching a 4 is about as wide as tall: too narrow for the first look's cuts (ClassifyConfig.split_aspect,
+    which keeps an H or a U whole). Beside a sure digit of a number, the second look cuts it."""
+    page = paper()
+    five, one, four = pick(core_mnist, "514", 10)
+    write_digits(page, [five], 200, 200, 60)
+    (x, _, w, _), = write_digits(page, [one], 270, 200, 60)
+    write_digits(page, [four], x + w - 7, 200, 60)  # overlapping the 1 by 7 px: one region
+    cands, _ = detect.find_candidates(page)
+    pair = [c for c in cands if c.box[0] > 260]
+    assert len(pair) == 1 and pair[0].box[2] <= ClassifyConfig().split_aspect * pair[0].box[3]
+    assert core_reader.read(page).text == "514"
+    assert _second_look_off(core_reader).read(page).text != "514"

@@ -66,6 +66,7 @@ class ClassifyConfig:
     # second look reads must be as sure as a first reading (min_confidence, split_min_confidence).
     second_look: bool = True
     second_split_aspect: float = 0.75
+    second_max_split_parts: int = 6  # and a wider one into up to this many digits (a run of them touching)
 
 
 @dataclass(frozen=True)
@@ -398,17 +399,19 @@ class Recognizer:
         timings["group"] = (t4 - t3) * 1000
         return Reading(width, height, numbers, ordered, (t4 - t0) * 1000, timings)
 
-    def _splits(self, mask: np.ndarray, origin: tuple[int, int], zoom: int, crops: list[np.ndarray]) -> list[_Hypothesis]:
-        """A candidate's mask (its top-left pixel at `origin` in frame pixels x `zoom`) cut into 2 or 3 touching
-        digits (around its width / a digit's width), each way as one hypothesis with boxes in frame pixels; their
-        normalised crops are appended to `crops`."""
+    def _splits(self, mask: np.ndarray, origin: tuple[int, int], zoom: int, crops: list[np.ndarray],
+                parts_range: tuple[int, int] | None = None) -> list[_Hypothesis]:
+        """A candidate's mask (its top-left pixel at `origin` in frame pixels x `zoom`) cut into touching digits
+        (around its width / a digit's width, 2 to max_split_parts of them, or within `parts_range`), each way as
+        one hypothesis with boxes in frame pixels; their normalised crops are appended to `crops`."""
         cc = self.config.classify
+        lo, hi = parts_range or (2, cc.max_split_parts)
         x, y = origin
         h, w = mask.shape
         est = int(round(w / (cc.split_width_per_digit * h)))
         hyps = []
         for parts in sorted({max(2, est), max(2, est + 1), max(2, est - 1)}):
-            if parts > cc.max_split_parts:
+            if not lo <= parts <= hi:
                 continue
             cuts = detect.split_points(mask, parts)
             pieces = detect.split_mask(mask, cuts) if cuts else []
@@ -458,9 +461,13 @@ class Recognizer:
             x, y, w, h = cand.box
             if cc.second_split_aspect * h < w <= cc.split_aspect * h:
                 cuts = self._splits(mask, origin, zoom, crops)
-                for hyp in cuts:
-                    hyp.rows = [base + r for r in hyp.rows]
-                options[i] += cuts
+            elif w > cc.split_aspect * h:  # the first look cut it into at most max_split_parts: try more
+                cuts = self._splits(mask, origin, zoom, crops, (cc.max_split_parts + 1, cc.second_max_split_parts))
+            else:
+                cuts = []
+            for hyp in cuts:
+                hyp.rows = [base + r for r in hyp.rows]
+            options[i] += cuts
         if not crops:
             return options, probs
         return options, np.concatenate([probs, self.classify(np.stack(crops))])

@@ -47,6 +47,8 @@ class ClassifyConfig:
     word_gap: float = 0.5
     word_height_ratio: float = 0.6  # neighbours in a word are within 0.6..1/0.6 of each other's height
     word_max_aspect: float = 3.0  # a rejected candidate wider than this (a line, an underline) is not a letter
+    ones_beside_rejected: bool = True  # and 1s alone beside a rejected candidate of their height are strokes (see
+    # drop_words): on dev scenes (seeds 7 and 8), one empty page of 600 more without a digit, numbers unchanged
     # A 0 is a smooth loop: one whose outline nearly fills its enclosing triangle or rectangle is a triangle or
     # a box (a road sign, a checkbox), not a digit. Below the least of the MNIST training 0s (1.29 and 1.19).
     zero_min_triangle_fill: float = 1.25
@@ -248,10 +250,16 @@ def drop_words(digits: list[Digit], rejected: Sequence[tuple[int, int, int, int]
     link = side_by_side([d.box for d in digits] + letters, cfg.word_height_ratio, cfg.word_gap)
     # letters link to letters too: in "UNWur" the U reaches the r through N and W
     root = detect.union_roots(n, zip(*np.nonzero(np.triu(link, 1))))
-    tally: dict[int, list[int]] = {}  # word -> [digits, rejected]
+    tally: dict[int, list[int]] = {}  # word -> [digits, rejected, digits other than 1]
     for i in range(n):
-        tally.setdefault(root[i], [0, 0])[0 if i < nd else 1] += 1
-    return [d for i, d in enumerate(digits) if tally[root[i]][1] < max(1, tally[root[i]][0])]
+        t = tally.setdefault(root[i], [0, 0, 0])
+        t[0 if i < nd else 1] += 1
+        if i < nd and digits[i].digit != 1:
+            t[2] += 1
+    # 1s alone beside a rejected stroke of their height are strokes too: hatching, a fence, where two strokes
+    # touching were rejected and the rest read as 1s
+    return [d for i, d in enumerate(digits) if tally[root[i]][1] < max(1, tally[root[i]][0])
+            and not (cfg.ones_beside_rejected and tally[root[i]][1] and not tally[root[i]][2])]
 
 
 def admit_neighbours(digits: list[Digit], unsure: Sequence[Digit], cfg: GroupConfig = GroupConfig()) -> list[Digit]:

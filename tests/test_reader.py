@@ -665,3 +665,39 @@ def test_two_narrow_touching_digits_beside_a_sure_one_are_cut_by_the_second_look
     assert len(pair) == 1 and pair[0].box[2] <= ClassifyConfig().split_aspect * pair[0].box[3]
     assert core_reader.read(page).text == "514"
     assert _second_look_off(core_reader).read(page).text != "514"
+
+
+@pytest.mark.parametrize("strokes,pair", [(3, "top"), (2, "cross")])
+def test_hatching_whose_touching_strokes_were_rejected_gives_no_ones(core_reader, strokes, pair):
+    """Parallel strokes read as 1s, and two of them touching (joined at the top, or crossed) rejected: fewer 1s
+    than the run rule needs (max_ones_run) and more than the rejects (the word rule), yet no number. 1s alone
+    beside a rejected candidate of their height are strokes."""
+    page = np.full((480, 640), 220, np.uint8)
+    for k in range(strokes):
+        cv2.line(page, (220 + 30 * k, 160), (200 + 30 * k, 300), 40, 3, cv2.LINE_AA)
+    a, gap = 200 + 30 * strokes, 26
+    if pair == "top":
+        cv2.line(page, (a + 20, 160), (a, 300), 40, 3, cv2.LINE_AA)
+        cv2.line(page, (a + gap + 20, 160), (a + gap, 300), 40, 3, cv2.LINE_AA)
+        cv2.line(page, (a + 20, 160), (a + gap + 20, 160), 40, 3, cv2.LINE_AA)
+    else:
+        cv2.line(page, (a + 20, 160), (a + gap, 300), 40, 3, cv2.LINE_AA)
+        cv2.line(page, (a + gap + 20, 160), (a, 300), 40, 3, cv2.LINE_AA)
+    page = cv2.GaussianBlur(page, (0, 0), 1.0)
+    assert core_reader.read(page).text == ""
+    rule_off = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(ones_beside_rejected=False)))
+    assert rule_off.read(page).text == "1" * strokes
+
+
+def test_ones_beside_a_rejected_candidate_are_dropped_only_without_other_digits():
+    from digitlens.recognizer import drop_words
+
+    def dig(v, x):
+        return Digit(v, 0.99, (x, 100, 20, 60), ((v, 0.99),))
+
+    reject = [(160, 100, 40, 60)]
+    assert drop_words([dig(1, 100), dig(1, 130)], reject) == []
+    kept = drop_words([dig(1, 100), dig(7, 130)], reject)  # a 7 is no stroke: the word rule alone (2 > 1)
+    assert [d.digit for d in kept] == [1, 7]
+    far = [(400, 100, 40, 60)]
+    assert [d.digit for d in drop_words([dig(1, 100), dig(1, 130)], far)] == [1, 1]

@@ -48,7 +48,8 @@ NOTE = ("Categories are written by this script's own compositor, not by benchmar
         "digits and seed 11, on dev scenes of scenes.py (training digits, seeds 7 and 8) and on the test suite "
         "(coarse_min_stroke_frac: a hairline fattened into a 1), never on this benchmark's digits or seed. "
         "'before' = this code with no coarse pass, border_margin_frac 0.02 and stroke_blur_px 0 (the detection "
-        "settings of c4b3b50); changes without a setting (small runs cut from their finer mask, 9779363) are in both.")
+        "settings of c4b3b50); the reader's other changes since (small runs cut from their finer mask, 9779363; "
+        "the second look, f1c6c83 and a02da3b; 1s beside a rejected stroke, da3310a) are in both.")
 
 
 class Written(NamedTuple):

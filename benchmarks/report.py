@@ -221,7 +221,7 @@ def other_hand_section() -> list[str]:
            f"{first['n_per_category']} per condition (seed {first['seed']}), with MNIST *test* digits or OpenCV's "
            "Hershey fonts. Both readers read the same images in one process: \"before\" is this code with the "
            "detection settings of commit c4b3b50 (no coarse pass, a region within 2% of the frame's edge touches it, "
-           "no blur allowance in the blot test); changes without a setting are in both. Files: "
+           "no blur allowance in the blot test); the reader's other changes since (the finer-mask split, the second look, the hatching rule) are in both. Files: "
            + ", ".join(f"`other-hand-{s}.json`" for s in srcs) + ".", "",
            "| condition | " + " | ".join(f"{s}: before | {s}: now" for s in srcs) + " |",
            "| --- | " + " | ".join("--- | ---" for _ in srcs) + " |"]

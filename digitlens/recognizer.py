@@ -69,6 +69,11 @@ class ClassifyConfig:
     second_look: bool = True
     second_split_aspect: float = 0.75
     second_max_split_parts: int = 6  # and a wider one into up to this many digits (a run of them touching)
+    second_unions: bool = True  # and two such candidates close together (a gap under union_gap x the taller's
+    # height) are read as one, when their union is shaped like a digit (DetectConfig.union_max_aspect) and stands
+    # beside a sure digit: the pieces of a digit broken where no faint ink joins them
+    union_gap: float = 0.25
+    max_second_unions: int = 12
 
 
 @dataclass(frozen=True)
@@ -398,7 +403,7 @@ class Recognizer:
         t2 = time.perf_counter()
         probs = self.classify(np.stack(crops)) if crops else np.zeros((0, len(self.classes)), np.float32)
         if cfg.classify.second_look and crops:
-            options, probs = self._second_look(candidates, options, probs, grey, sources)
+            candidates, options, probs = self._second_look(candidates, options, probs, grey, sources)
         t3 = time.perf_counter()
         timings["classify"] = (t3 - t2) * 1000
         digits = self._decide(options, probs, scale, width, height, candidates)
@@ -439,21 +444,27 @@ class Recognizer:
 
     def _second_look(self, candidates: Sequence[detect.Candidate], options: list[list[_Hypothesis]], probs: np.ndarray,
                      grey: np.ndarray, sources: list[tuple[np.ndarray, tuple[int, int], int]]
-                     ) -> tuple[list[list[_Hypothesis]], np.ndarray]:
+                     ) -> tuple[list[detect.Candidate], list[list[_Hypothesis]], np.ndarray]:
         """More hypotheses for the candidates that are no sure digit but stand in a number beside one (see
-        ClassifyConfig.second_look), classified in a second small batch. Returns the options and probabilities
-        with them added."""
+        ClassifyConfig.second_look), classified in a second small batch. Returns the candidates (with unions of
+        pieces added), their options and the probabilities, with the new ones added."""
         cc = self.config.classify
         kinds = [self._outcome(hyps, probs, c.mask)[0] for hyps, c in zip(options, candidates)]
         sure = [i for i, k in enumerate(kinds) if k in ("whole", "split")]
         weak = [i for i, k in enumerate(kinds) if k in ("unsure", "rejected") and not candidates[i].parts]
         if not sure or not weak:
-            return options, probs
+            return candidates, options, probs
         link = side_by_side([candidates[i].box for i in sure + weak], 0.7, self.config.group.number_gap)
         n_sure = len(sure)
         crops: list[np.ndarray] = []
         base = len(probs)
         options = [list(h) for h in options]
+        candidates = list(candidates)
+        if cc.second_unions:
+            for union in self._weak_unions([candidates[i] for i in weak], [candidates[i].box for i in sure]):
+                candidates.append(union)
+                options.append([_Hypothesis([base + len(crops)], [union.box])])
+                crops.append(normalise_mask(union.mask, self.config.normalise))
         for k, i in enumerate(weak):
             if not link[n_sure + k, :n_sure].any():
                 continue
@@ -477,8 +488,37 @@ class Recognizer:
                 hyp.rows = [base + r for r in hyp.rows]
             options[i] += cuts
         if not crops:
-            return options, probs
-        return options, np.concatenate([probs, self.classify(np.stack(crops))])
+            return candidates, options, probs
+        return candidates, options, np.concatenate([probs, self.classify(np.stack(crops))])
+
+    def _weak_unions(self, weak: list[detect.Candidate], sure: list[tuple[int, int, int, int]]) -> list[detect.Candidate]:
+        """Pairs of candidates that are no sure digit, close together, whose union is shaped like a digit and stands
+        in a number beside a sure one: the pieces of a digit broken where no faint ink joins them. Each union is
+        offered as a candidate of its own (its `parts` are the pieces: detect.piece_unions' bookkeeping)."""
+        cc, dc = self.config.classify, self.config.detect
+        out: list[detect.Candidate] = []
+        for a in range(len(weak)):
+            for b in range(a + 1, len(weak)):
+                p, q = weak[a], weak[b]
+                if p.polarity != q.polarity:
+                    continue
+                (px, py, pw, ph), (qx, qy, qw, qh) = p.box, q.box
+                reach = cc.union_gap * max(ph, qh)
+                if max(px, qx) - min(px + pw, qx + qw) > reach or max(py, qy) - min(py + ph, qy + qh) > reach:
+                    continue
+                x, y, w, h = _union([p.box, q.box])
+                if w > dc.union_max_aspect * h or h > 1.5 * max(ph, qh) and min(ph, qh) > 0.8 * max(ph, qh):
+                    continue  # too wide for one digit, or two pieces of about the same height stacked: two lines
+                if not side_by_side([(x, y, w, h)] + list(sure), 0.7, self.config.group.number_gap)[0, 1:].any():
+                    continue
+                mask = np.zeros((h, w), np.uint8)
+                for c in (p, q):
+                    cx, cy, cw, ch = c.box
+                    mask[cy - y:cy - y + ch, cx - x:cx - x + cw] |= c.mask
+                out.append(detect.Candidate((x, y, w, h), mask, p.polarity, parts=(p.box, q.box)))
+                if len(out) >= cc.max_second_unions:
+                    return out
+        return out
 
     def _digit(self, p: np.ndarray, box: tuple[int, int, int, int], scale: float, width: int, height: int) -> Digit:
         d = int(np.argmax(p[:10]))

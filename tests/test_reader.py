@@ -701,3 +701,24 @@ def test_ones_beside_a_rejected_candidate_are_dropped_only_without_other_digits(
     assert [d.digit for d in kept] == [1, 7]
     far = [(400, 100, 40, 60)]
     assert [d.digit for d in drop_words([dig(1, 100), dig(1, 130)], far)] == [1, 1]
+
+
+@pytest.mark.parametrize("text,offset,axis", [("30", 2, "v"), ("74", 1, "v"), ("50", 5, "h")])
+def test_a_digit_broken_in_two_beside_a_sure_one_is_read_whole_by_the_second_look(core_reader, core_mnist, text,
+                                                                                   offset, axis):
+    """A digit cut in two by a clean gap (no faint ink joins the pieces, so detect.piece_unions offers nothing),
+    neither piece a sure digit, beside a sure digit of the number: the second look reads the two pieces as one."""
+    page = paper()
+    sure, broken = pick(core_mnist, text, offset)
+    broken = broken.copy()
+    ys, xs = np.nonzero(broken > 60)
+    if axis == "v":
+        mid = (xs.min() + xs.max()) // 2
+        broken[:, mid - 1:mid + 1] = 0
+    else:
+        mid = (ys.min() + ys.max()) // 2
+        broken[mid - 1:mid + 1, :] = 0
+    write_digits(page, [sure, broken], 200, 200, 60)
+    assert core_reader.read(page).text == text
+    no_unions = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(second_unions=False)))
+    assert no_unions.read(page).text != text

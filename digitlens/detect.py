@@ -527,13 +527,21 @@ def piece_unions(candidates: list[Candidate], faint: np.ndarray, cfg: DetectConf
         x1, y1 = (boxes[:, 0] + boxes[:, 2]).max(), (boxes[:, 1] + boxes[:, 3]).max()
         if x1 - x0 > cfg.union_max_aspect * (y1 - y0):
             continue  # a run of characters, not one digit
-        mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
-        for i in members:
-            x, y, w, h = candidates[i].box
-            mask[y - y0:y - y0 + h, x - x0:x - x0 + w] |= candidates[i].mask
-        out.append(Candidate((int(x0), int(y0), int(x1 - x0), int(y1 - y0)), mask, candidates[members[0]].polarity,
-                             tuple(candidates[i].box for i in members)))
+        out.append(union_of([candidates[i] for i in members]))
     return out
+
+
+def union_of(pieces: list[Candidate]) -> Candidate:
+    """One candidate of pieces (of one polarity): their union box, their masks laid together, the pieces named by
+    their boxes in `parts`, so the reader takes it instead of them only when it reads as the surer digit."""
+    x0, y0 = min(c.box[0] for c in pieces), min(c.box[1] for c in pieces)
+    x1, y1 = max(c.box[0] + c.box[2] for c in pieces), max(c.box[1] + c.box[3] for c in pieces)
+    mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
+    for c in pieces:
+        x, y, w, h = c.box
+        mask[y - y0:y - y0 + h, x - x0:x - x0 + w] |= c.mask
+    return Candidate((int(x0), int(y0), int(x1 - x0), int(y1 - y0)), mask, pieces[0].polarity,
+                     tuple(c.box for c in pieces))
 
 
 def find_candidates(image: np.ndarray, cfg: DetectConfig = DetectConfig()) -> tuple[list[Candidate], float]:

@@ -477,7 +477,7 @@ class Recognizer:
                     crops.append(normalise_mask(other, self.config.normalise))
                     options[i].append(_Hypothesis([base + len(crops) - 1], [(ox, oy, other.shape[1], other.shape[0])],
                                                   reread=True))
-            x, y, w, h = cand.box
+            _, _, w, h = cand.box
             if cc.second_split_aspect * h < w <= cc.split_aspect * h:
                 cuts = self._splits(mask, origin, zoom, crops)
             elif w > cc.split_aspect * h:  # the first look cut it into at most max_split_parts: try more
@@ -506,16 +506,13 @@ class Recognizer:
                 reach = cc.union_gap * max(ph, qh)
                 if max(px, qx) - min(px + pw, qx + qw) > reach or max(py, qy) - min(py + ph, qy + qh) > reach:
                     continue
-                x, y, w, h = _union([p.box, q.box])
-                if w > dc.union_max_aspect * h or h > 1.5 * max(ph, qh) and min(ph, qh) > 0.8 * max(ph, qh):
+                box = _union([p.box, q.box])
+                _, _, w, h = box
+                if w > dc.union_max_aspect * h or (h > 1.5 * max(ph, qh) and min(ph, qh) > 0.8 * max(ph, qh)):
                     continue  # too wide for one digit, or two pieces of about the same height stacked: two lines
-                if not side_by_side([(x, y, w, h)] + list(sure), 0.7, self.config.group.number_gap)[0, 1:].any():
+                if not side_by_side([box] + list(sure), 0.7, self.config.group.number_gap)[0, 1:].any():
                     continue
-                mask = np.zeros((h, w), np.uint8)
-                for c in (p, q):
-                    cx, cy, cw, ch = c.box
-                    mask[cy - y:cy - y + ch, cx - x:cx - x + cw] |= c.mask
-                out.append(detect.Candidate((x, y, w, h), mask, p.polarity, parts=(p.box, q.box)))
+                out.append(detect.union_of([p, q]))
                 if len(out) >= cc.max_second_unions:
                     return out
         return out

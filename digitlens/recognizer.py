@@ -74,6 +74,11 @@ class ClassifyConfig:
     # beside a sure digit: the pieces of a digit broken where no faint ink joins them
     union_gap: float = 0.25
     max_second_unions: int = 12
+    lone_unions: bool = True  # on a page with no sure digit, such unions are read too, with no neighbour to
+    # vouch for them, so they must reach lone_union_min_confidence: a lone digit broken in two (a 5's detached
+    # bar, a 6's loop parted from its stem). Dev scenes (training digits, seeds 7 and 8): at 0.8, 4 single digits
+    # rescued for 4 empty pages given a false digit (all under 0.91); at 0.95, 3 rescued for none
+    lone_union_min_confidence: float = 0.95
 
 
 @dataclass(frozen=True)
@@ -452,7 +457,8 @@ class Recognizer:
         kinds = [self._outcome(hyps, probs, c.mask)[0] for hyps, c in zip(options, candidates)]
         sure = [i for i, k in enumerate(kinds) if k in ("whole", "split")]
         weak = [i for i, k in enumerate(kinds) if k in ("unsure", "rejected") and not candidates[i].parts]
-        if not sure or not weak:
+        lone = not sure and cc.second_unions and cc.lone_unions
+        if not weak or not (sure or (lone and len(weak) > 1)):
             return candidates, options, probs
         link = side_by_side([candidates[i].box for i in sure + weak], 0.7, self.config.group.number_gap)
         n_sure = len(sure)
@@ -489,7 +495,14 @@ class Recognizer:
             options[i] += cuts
         if not crops:
             return candidates, options, probs
-        return candidates, options, np.concatenate([probs, self.classify(np.stack(crops))])
+        probs = np.concatenate([probs, self.classify(np.stack(crops))])
+        if lone:  # only unions were tried (nothing is beside a sure digit): keep those sure enough alone
+            first = len(options) - len(crops)
+            keep = [k for k in range(first, len(options))
+                    if probs[options[k][0].rows[0]][:10].max() >= cc.lone_union_min_confidence]
+            candidates = candidates[:first] + [candidates[k] for k in keep]
+            options = options[:first] + [options[k] for k in keep]
+        return candidates, options, probs
 
     def _weak_unions(self, weak: list[detect.Candidate], sure: list[tuple[int, int, int, int]]) -> list[detect.Candidate]:
         """Pairs of candidates that are no sure digit, close together, whose union is shaped like a digit and stands
@@ -510,8 +523,8 @@ class Recognizer:
                 _, _, w, h = box
                 if w > dc.union_max_aspect * h or (h > 1.5 * max(ph, qh) and min(ph, qh) > 0.8 * max(ph, qh)):
                     continue  # too wide for one digit, or two pieces of about the same height stacked: two lines
-                if not side_by_side([box] + list(sure), 0.7, self.config.group.number_gap)[0, 1:].any():
-                    continue
+                if sure and not side_by_side([box] + list(sure), 0.7, self.config.group.number_gap)[0, 1:].any():
+                    continue  # (with no sure digit on the page, a lone union: see ClassifyConfig.lone_unions)
                 out.append(detect.union_of([p, q]))
                 if len(out) >= cc.max_second_unions:
                     return out

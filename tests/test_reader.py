@@ -709,8 +709,16 @@ def test_a_digit_broken_in_two_beside_a_sure_one_is_read_whole_by_the_second_loo
     """A digit cut in two by a clean gap (no faint ink joins the pieces, so detect.piece_unions offers nothing),
     neither piece a sure digit, beside a sure digit of the number: the second look reads the two pieces as one."""
     page = paper()
-    sure, broken = pick(core_mnist, text, offset)
-    broken = broken.copy()
+    sure, digit = pick(core_mnist, text, offset)
+    write_digits(page, [sure, _broken(digit, axis)], 200, 200, 60)
+    assert core_reader.read(page).text == text
+    no_unions = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(second_unions=False)))
+    assert no_unions.read(page).text != text
+
+
+def _broken(digit: np.ndarray, axis: str) -> np.ndarray:
+    """A digit cut in two by a clean 2 px gap through the middle of its ink (vertical or horizontal)."""
+    broken = digit.copy()
     ys, xs = np.nonzero(broken > 60)
     if axis == "v":
         mid = (xs.min() + xs.max()) // 2
@@ -718,7 +726,20 @@ def test_a_digit_broken_in_two_beside_a_sure_one_is_read_whole_by_the_second_loo
     else:
         mid = (ys.min() + ys.max()) // 2
         broken[mid - 1:mid + 1, :] = 0
-    write_digits(page, [sure, broken], 200, 200, 60)
+    return broken
+
+
+@pytest.mark.parametrize("text,offset,axis", [("30", 2, "v"), ("74", 1, "v"), ("50", 5, "h")])
+def test_a_lone_digit_broken_in_two_is_read_whole_when_its_union_is_very_sure(core_reader, core_mnist, text,
+                                                                             offset, axis):
+    """The second digits of the test above, broken the same way, alone on the page: no sure digit vouches for
+    their union, so it must reach lone_union_min_confidence."""
+    page = paper()
+    digit = pick(core_mnist, text, offset)[1]
+    write_digits(page, [_broken(digit, axis)], 200, 200, 60)
+    text = text[1]
     assert core_reader.read(page).text == text
-    no_unions = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(second_unions=False)))
-    assert no_unions.read(page).text != text
+    off = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(lone_unions=False)))
+    assert off.read(page).text != text
+    stricter = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(lone_union_min_confidence=1.01)))
+    assert stricter.read(page).text != text

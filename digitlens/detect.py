@@ -79,6 +79,15 @@ class DetectConfig:
     coarse_hollow_frac: float = 0.7  # ... unless that one has under 0.7 of its ink: the rims of thick strokes, merged
     coarse_min_edge_ink: float = 0.3  # and it must be a stroke's sharp edge: this much of its outline lies on strong
     # ink of the fine pass (a shadow, a stain or a soft blot is as large, but its edge fades into the paper)
+    # A light region over 15% of the frame with three regions of the other polarity inside is a surface (a page on
+    # a dark desk, with the writing on it): see _resolve_polarity. With fewer, it is one too when it is no stroke
+    # drawing (its extent at least surface_min_extent x its mean stroke width: a page's rim, a lit patch of paper;
+    # a digit's is ~5-15) and one region inside is drawn in strokes (extent >= 4 x stroke width: not a blot, as the
+    # board seen through grainy chalk is) and small beside it (its box at most surface_small_inside of the outer's).
+    # Dev scenes (training digits, seeds 7-10, 300/300/500/500): single digits read exactly +3/0/+1/+1, empty
+    # pages +1/0/-1/0, numbers unchanged. Close chalk digits with grainy strokes (tests) keep their candidates.
+    surface_small_inside: float = 0.02
+    surface_min_extent: float = 20.0
     loop_paper_frac: float = 0.5  # a loop (hole) must be at least half-way from the ink's brightness to the paper's:
     # a dark blot larger than the background window leaves only its rim as "ink", a ring with a dark inside
 
@@ -581,7 +590,7 @@ def candidates_and_grey(image: np.ndarray, cfg: DetectConfig = DetectConfig()
         candidates.extend(found)
     if cfg.coarse_min_height_frac and strongs:
         candidates += coarse_candidates(grey, candidates, strongs, cfg)
-    return _resolve_polarity(candidates, grey.shape), scale, grey
+    return _resolve_polarity(candidates, grey.shape, cfg), scale, grey
 
 
 def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
@@ -675,12 +684,14 @@ def _has_board(bg_sample: np.ndarray, cfg: DetectConfig) -> bool:
     return np.count_nonzero(bg_sample <= cfg.light_max_background) >= cfg.light_min_dark_frac * bg_sample.size
 
 
-def _resolve_polarity(candidates: list[Candidate], frame: tuple[int, int], surface_frac: float = 0.15,
-                      surface_min_inside: int = 3) -> list[Candidate]:
+def _resolve_polarity(candidates: list[Candidate], frame: tuple[int, int], cfg: DetectConfig = DetectConfig(),
+                      surface_frac: float = 0.15, surface_min_inside: int = 3) -> list[Candidate]:
     """Where the ink of a dark and a light region touches, one is the ink and the other the surface seen between
     or inside its strokes (paper between bold letters, the board inside a chalk 6): keep the larger. But a region over
     `surface_frac` of the frame with `surface_min_inside` or more regions of the other polarity inside its box
-    is itself a surface (a light page on a dark desk, with the writing on it), and gives way to them."""
+    is itself a surface (a light page on a dark desk, with the writing on it), and gives way to them; so is one
+    with a single small stroke drawing inside it, when it is no stroke drawing itself (DetectConfig.surface_*),
+    and a coarse region (coarse_candidates) made of such a surface."""
     if len({c.polarity for c in candidates}) < 2:
         return candidates
     h, w = frame
@@ -690,8 +701,19 @@ def _resolve_polarity(candidates: list[Candidate], frame: tuple[int, int], surfa
         cx, cy = c.box[0] + c.box[2] / 2, c.box[1] + c.box[3] / 2
         return ox <= cx <= ox + ow and oy <= cy <= oy + oh
 
-    surfaces = {id(c) for c in candidates if c.box[2] * c.box[3] >= surface_frac * h * w
-                and sum(o.polarity != c.polarity and inside(c, o) for o in candidates) >= surface_min_inside}
+    def is_surface(c: Candidate) -> bool:
+        if c.box[2] * c.box[3] < surface_frac * h * w:
+            return False
+        ins = [o for o in candidates if o.polarity != c.polarity and inside(c, o)]
+        if len(ins) >= surface_min_inside:
+            return True
+        small = cfg.surface_small_inside * c.box[2] * c.box[3]
+        return max(c.box[2:]) >= cfg.surface_min_extent * stroke_width(c.mask) and any(
+            o.box[2] * o.box[3] <= small and max(o.box[2:]) >= 4 * stroke_width(o.mask) for o in ins)
+
+    surfaces = {id(c) for c in candidates if is_surface(c)}
+    surfaces |= {id(c) for c in candidates if c.parts and any(o.box in c.parts for o in candidates
+                                                             if id(o) in surfaces and not o.parts)}
     kept = []
     for c in candidates:
         if id(c) in surfaces:

@@ -743,3 +743,39 @@ def test_a_lone_digit_broken_in_two_is_read_whole_when_its_union_is_very_sure(co
     assert off.read(page).text != text
     stricter = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(lone_union_min_confidence=1.01)))
     assert stricter.read(page).text != text
+
+
+@pytest.mark.parametrize("index", [143, 285])
+def test_a_lit_page_around_one_digit_is_the_surface_not_light_ink(core_reader, core_mnist, index):
+    """Dev scenes (training digits, seed 7) of a light page on a dark desk: the page's rim, or a patch of it lit
+    brighter, reads as one huge region of light ink. With one digit inside, too few regions for the surface rule;
+    but a small region drawn in strokes inside it is writing on a surface (DetectConfig.surface_small_inside).
+    Before, the page hid the digit, or read as a 7 beside which the digit was a speck."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    from scenes import make_scene, scene_rng
+
+    img, truth = make_scene("single", scene_rng(7, "single", index), split="train", mnist=core_mnist)
+    text = "".join(str(t["digit"]) for t in truth["digits"])
+    assert core_reader.read(img).text == text
+    off = Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(surface_small_inside=0.0)))
+    assert off.read(img).text != text
+
+
+@pytest.mark.parametrize("text,offset,seed", [("9", 0, 1), ("9", 0, 2), ("9", 2, 1), ("6", 2, 1)])
+def test_specks_in_the_strokes_of_a_close_chalk_digit_do_not_make_it_a_surface(core_mnist, text, offset, seed):
+    """A chalk digit filling much of the frame, its strokes grainy: the board seen through the chalk makes small
+    dark regions inside it. Two specks side by side merge into one region as long as a stroke, but the chalk
+    digit is a stroke drawing itself (DetectConfig.surface_min_extent), so it stays light ink."""
+    rng = np.random.default_rng(seed)
+    board = (255 - paper(seed=seed, level=200)) // 3
+    page = board.copy()
+    write_digits(page, pick(core_mnist, text, offset), 200, 60, 340, ink=225)
+    chalk = page[..., 0] > 150
+    specks = np.zeros(chalk.shape, np.uint8)
+    for _ in range(60):
+        cv2.circle(specks, (int(rng.integers(0, 640)), int(rng.integers(0, 480))), int(rng.integers(3, 9)), 1, -1)
+    page[(specks > 0) & chalk] = board[(specks > 0) & chalk]
+    with_rule = detect.find_candidates(page, detect.DetectConfig(surface_small_inside=0.02))[0]
+    without = detect.find_candidates(page, detect.DetectConfig(surface_small_inside=0.0))[0]
+    assert any(c.polarity == "light" for c in without)  # the chalk digit, whole or in pieces
+    assert [(c.box, c.polarity) for c in with_rule] == [(c.box, c.polarity) for c in without]

@@ -79,6 +79,12 @@ class ClassifyConfig:
     # bar, a 6's loop parted from its stem). Dev scenes (training digits, seeds 7 and 8): at 0.8, 4 single digits
     # rescued for 4 empty pages given a false digit (all under 0.91); at 0.95, 3 rescued for none
     lone_union_min_confidence: float = 0.95
+    lone_rereads: bool = True  # a candidate beside no sure digit that reads as an unsure digit is read again from
+    # its Otsu mask too (a blurred digit whose loops the first mask filled), and must then reach
+    # lone_reread_min_confidence. Dev scenes (seeds 7-10, 300 per kind): single digits +1/0/0/+1, numbers and
+    # empty pages unchanged. Cutting such candidates into touching digits as well (each part that sure) gave
+    # numbers +1/0/0/0 and empty pages 0/-1/0/0 at +2 ms a frame, and was left out
+    lone_reread_min_confidence: float = 0.95
 
 
 @dataclass(frozen=True)
@@ -297,6 +303,7 @@ class _Hypothesis:
     rows: list[int]  # rows of the probability batch, one per digit
     boxes: list[tuple[int, int, int, int]]  # processing pixels, one per row
     reread: bool = False  # the whole candidate read again from another mask (the second look), not a cut
+    min_confidence: float = 0.0  # and it must be at least this sure (a lone reread, no sure digit beside it)
 
 
 class Recognizer:
@@ -458,7 +465,7 @@ class Recognizer:
         sure = [i for i, k in enumerate(kinds) if k in ("whole", "split")]
         weak = [i for i, k in enumerate(kinds) if k in ("unsure", "rejected") and not candidates[i].parts]
         lone = not sure and cc.second_unions and cc.lone_unions
-        if not weak or not (sure or (lone and len(weak) > 1)):
+        if not weak or not (sure or (lone and len(weak) > 1) or cc.lone_rereads):
             return candidates, options, probs
         link = side_by_side([candidates[i].box for i in sure + weak], 0.7, self.config.group.number_gap)
         n_sure = len(sure)
@@ -466,13 +473,15 @@ class Recognizer:
         base = len(probs)
         options = [list(h) for h in options]
         candidates = list(candidates)
-        if cc.second_unions:
+        first_union = len(candidates)
+        if cc.second_unions and (sure or lone):
             for union in self._weak_unions([candidates[i] for i in weak], [candidates[i].box for i in sure]):
                 candidates.append(union)
                 options.append([_Hypothesis([base + len(crops)], [union.box])])
                 crops.append(normalise_mask(union.mask, self.config.normalise))
         for k, i in enumerate(weak):
-            if not link[n_sure + k, :n_sure].any():
+            beside = bool(link[n_sure + k, :n_sure].any())
+            if not beside and not (cc.lone_rereads and kinds[i] == "unsure"):
                 continue
             cand = candidates[i]
             mask, origin, zoom = sources[i]
@@ -482,7 +491,10 @@ class Recognizer:
                     other, (ox, oy) = found
                     crops.append(normalise_mask(other, self.config.normalise))
                     options[i].append(_Hypothesis([base + len(crops) - 1], [(ox, oy, other.shape[1], other.shape[0])],
-                                                  reread=True))
+                                                  reread=True,
+                                                  min_confidence=0.0 if beside else cc.lone_reread_min_confidence))
+            if not beside:
+                continue
             _, _, w, h = cand.box
             if cc.second_split_aspect * h < w <= cc.split_aspect * h:
                 cuts = self._splits(mask, origin, zoom, crops)
@@ -496,12 +508,11 @@ class Recognizer:
         if not crops:
             return candidates, options, probs
         probs = np.concatenate([probs, self.classify(np.stack(crops))])
-        if lone:  # only unions were tried (nothing is beside a sure digit): keep those sure enough alone
-            first = len(options) - len(crops)
-            keep = [k for k in range(first, len(options))
+        if lone:  # nothing is beside a sure digit: keep the unions sure enough alone
+            keep = [k for k in range(first_union, len(options))
                     if probs[options[k][0].rows[0]][:10].max() >= cc.lone_union_min_confidence]
-            candidates = candidates[:first] + [candidates[k] for k in keep]
-            options = options[:first] + [options[k] for k in keep]
+            candidates = candidates[:first_union] + [candidates[k] for k in keep]
+            options = options[:first_union] + [options[k] for k in keep]
         return candidates, options, probs
 
     def _weak_unions(self, weak: list[detect.Candidate], sure: list[tuple[int, int, int, int]]) -> list[detect.Candidate]:
@@ -594,7 +605,8 @@ class Recognizer:
         for hyp in hyps[1:] if not whole_ok or w > cc.split_aspect * h else ():
             ps = probs[hyp.rows]
             if hyp.reread:
-                if self._is_digit(ps[0], cc.min_confidence) and not self._polygon_not_zero(ps[0], mask):
+                if self._is_digit(ps[0], max(cc.min_confidence, hyp.min_confidence)) and \
+                        not self._polygon_not_zero(ps[0], mask):
                     score = float(ps[0][:10].max())
                     if score > best_score:
                         best_split, best_score = hyp, score

@@ -746,6 +746,32 @@ def split_points(mask: np.ndarray, parts: int) -> list[int]:
     return cuts
 
 
+def two_way_cuts(mask: np.ndarray, most: int = 3, lo_frac: float = 0.2) -> list[int]:
+    """Up to `most` columns where a candidate might be cut into two digits: the lowest local minima of the cut
+    cost of split_points (ink per column, a loop costing more than any stroke) between lo_frac and 1 - lo_frac
+    of its width, at least a tenth of the width apart, cheapest first. The classifier picks among them: two
+    digits touching may meet where a column holds more ink than a thin stroke inside one of them (a 4's bar)."""
+    h, w = mask.shape
+    ink = (mask > 0).astype(np.int16)
+    profile = ink.sum(axis=0).astype(np.float32)
+    runs = np.maximum(0, np.diff(np.pad(ink, ((1, 0), (0, 0))), axis=0)).sum(axis=0)
+    cost = np.convolve(profile + np.where(runs >= 2, h, 0), np.ones(3, np.float32) / 3, mode="same")
+    lo, hi = max(1, int(lo_frac * w)), min(w - 1, int(round((1 - lo_frac) * w)))
+    if hi - lo < 3:
+        return []
+    # minima of the whole profile (a plateau counts once, at its left end) that lie within the band
+    left, right = np.r_[np.inf, cost[:-1]], np.r_[cost[1:], np.inf]
+    minima = lo + np.nonzero(((cost < left) & (cost <= right))[lo:hi])[0]
+    out: list[int] = []
+    for x in minima[np.argsort(cost[minima], kind="stable")]:
+        x = int(x)
+        if all(abs(x - o) >= max(2, w // 10) for o in out):
+            out.append(x)
+            if len(out) == most:
+                break
+    return out
+
+
 def split_mask(mask: np.ndarray, cuts: list[int]) -> list[tuple[int, np.ndarray]]:
     """Cut a mask at columns; returns (x offset, sub-mask trimmed to its ink) for each part with ink."""
     edges = [0, *cuts, mask.shape[1]]

@@ -35,6 +35,8 @@ class ClassifyConfig:
     split_min_confidence: float = 0.8  # every part of an accepted split must be a digit this sure
     split_width_per_digit: float = 0.7  # a handwritten digit is ~0.7 as wide as tall: sets how many parts to try
     max_split_parts: int = 3  # a wider run of touching "digits" is far more often a word
+    two_way_cuts: int = 2  # a cut into two digits is tried at this many columns (detect.two_way_cuts)
+    other_cut_min_confidence: float = 0.95
     letter_strokes: tuple[int, ...] = (1, 7)  # a split into only these is the strokes of a letter (n, m, u, h, H
     # cut apart read as 1s and hooked 7s): on dev scenes (seed 7) false digits per empty page 0.57 -> 0.39,
     # numbers read exactly unchanged
@@ -435,10 +437,16 @@ class Recognizer:
         h, w = mask.shape
         est = int(round(w / (cc.split_width_per_digit * h)))
         hyps = []
+        ways: list[list[int]] = []
         for parts in sorted({max(2, est), max(2, est + 1), max(2, est - 1)}):
             if not lo <= parts <= hi:
                 continue
-            cuts = detect.split_points(mask, parts)
+            ways.append((detect.split_points(mask, parts), 0.0))
+            if parts == 2 and cc.two_way_cuts > 1:
+                ways += [([x], cc.other_cut_min_confidence) for x in detect.two_way_cuts(mask, cc.two_way_cuts)
+                         if [x] != ways[-1][0]]
+        for cuts, least in ways:
+            parts = len(cuts) + 1
             pieces = detect.split_mask(mask, cuts) if cuts else []
             if len(pieces) != parts:
                 continue
@@ -451,7 +459,7 @@ class Recognizer:
                 continue  # a part much shorter than the whole: letters, not digits; normalise nothing
             rows = list(range(len(crops), len(crops) + len(pieces)))
             crops.extend(normalise_mask(sub, self.config.normalise) for _, sub in pieces)
-            hyps.append(_Hypothesis(rows, boxes))
+            hyps.append(_Hypothesis(rows, boxes, min_confidence=least))
         return hyps
 
     def _second_look(self, candidates: Sequence[detect.Candidate], options: list[list[_Hypothesis]], probs: np.ndarray,
@@ -613,7 +621,7 @@ class Recognizer:
                 continue
             if {int(np.argmax(p)) for p in ps} <= set(cc.letter_strokes):
                 continue  # the strokes of a letter (n, m, u, h, H), not touching digits
-            if all(self._is_digit(p, cc.split_min_confidence) for p in ps):
+            if all(self._is_digit(p, max(cc.split_min_confidence, hyp.min_confidence)) for p in ps):
                 score = float(np.min(ps[:, :10].max(axis=1)))
                 if score > best_score:
                     best_split, best_score = hyp, score

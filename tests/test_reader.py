@@ -789,3 +789,33 @@ def test_specks_in_the_strokes_of_a_close_chalk_digit_do_not_make_it_a_surface(c
     without = detect.find_candidates(page, detect.DetectConfig(surface_small_inside=0.0))[0]
     assert any(c.polarity == "light" for c in without)  # the chalk digit, whole or in pieces
     assert [(c.box, c.polarity) for c in with_rule] == [(c.box, c.polarity) for c in without]
+
+
+@pytest.mark.parametrize("text,offset,overlap", [("94", 2, 6), ("45", 11, 8), ("56", 9, 8), ("83", 6, 8)])
+def test_two_touching_digits_are_cut_where_the_classifier_reads_both(core_reader, core_mnist, text, offset, overlap):
+    """The column of least ink near the middle can lie inside one digit (a 4's bar, a 5's top): the cut is also
+    tried at the next cheapest column (detect.two_way_cuts), whose parts must then be sure digits (0.95)."""
+    page = paper()
+    first, second = pick(core_mnist, text, offset)
+    (x, _, w, _), = write_digits(page, [first], 250, 200, 60)
+    write_digits(page, [second], x + w - overlap, 200, 60)  # overlapping: one region
+    cands, _ = detect.find_candidates(page)
+    assert len(cands) == 1
+    assert core_reader.read(page).text == text
+    one_cut = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(two_way_cuts=1)))
+    assert one_cut.read(page).text != text
+
+
+def test_two_way_cuts_are_the_cheapest_columns_apart_within_the_band():
+    mask = np.zeros((40, 100), np.uint8)
+    mask[5:35, 5:95] = 1  # a solid block: every column costs 30 ...
+    mask[:, 30] = 0  # ... but these two: the cheapest first
+    mask[10:35, 60] = 0
+    mask[:, 61] = 0
+    # costs are smoothed over 3 columns: the gap at 60-61 (5 px of ink left) is cheaper than the one at 30, and
+    # a plateau (the flat block, the smoothed gap) counts once; the block's sides lie outside the band
+    assert detect.two_way_cuts(mask, 3) == [60, 29]
+    assert detect.two_way_cuts(mask, 1) == [60]
+    mask[:, 36] = 0  # a third gap, too close to the one at 30 to be another way of cutting
+    assert detect.two_way_cuts(mask, 3) == [60, 29]
+    assert detect.two_way_cuts(np.ones((10, 4), np.uint8)) == []  # too narrow to cut

@@ -44,3 +44,13 @@ def install_model(arch: str, model: Path, card: dict[str, Any], logs: dict[str, 
         shutil.copyfile(src, models / name)
     print(f"shipped {target}")
     return target
+
+
+def uncommitted() -> list[str]:
+    """Files of the package changed since the commit machine_info() records: the reader measured is the tree's."""
+    try:
+        out = subprocess.run(["git", "status", "--porcelain", "--", "digitlens"], cwd=ROOT, capture_output=True,
+                             text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line[3:] for line in out.splitlines() if line.strip()]

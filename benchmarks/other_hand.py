@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -34,7 +33,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import machine_info  # noqa: E402
+from common import machine_info, uncommitted  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 CATEGORIES = ("plain", "marker", "hairline", "pencil", "red", "colour", "board", "tiny", "huge", "hugemarker",
@@ -165,16 +164,6 @@ def write(rng: np.random.Generator, category: str, pool: Sequence[np.ndarray] | 
         out = cv2.imdecode(cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 35])[1], cv2.IMREAD_COLOR)
         box = (x // 2, y // 2, max(1, gw // 2), max(1, gh // 2))
     return Written(out, text, box)
-
-
-def uncommitted() -> list[str]:
-    """Files of the package changed since the commit machine_info() records: the reader measured is the tree's."""
-    try:
-        out = subprocess.run(["git", "status", "--porcelain", "--", "digitlens"], cwd=ROOT, capture_output=True,
-                             text=True, timeout=5).stdout
-    except (OSError, subprocess.SubprocessError):
-        return []
-    return [line[3:] for line in out.splitlines() if line.strip()]
 
 
 def load_readers() -> dict:

@@ -726,15 +726,21 @@ def _resolve_polarity(candidates: list[Candidate], frame: tuple[int, int], cfg: 
     return kept
 
 
-def split_points(mask: np.ndarray, parts: int) -> list[int]:
-    """Columns where a wide candidate should be cut into `parts` digits, near the equal divisions: where the
-    ink is thinnest, and never through a loop (a column crossing two strokes is inside a 0, a 6 or an 8)."""
-    h, w = mask.shape
+def cut_cost(mask: np.ndarray) -> np.ndarray:
+    """Per column, what cutting a candidate there costs: its ink, plus the height for a column crossing two
+    strokes or more (inside a 0, a 6 or an 8: a loop costs more than any single stroke), smoothed over 3."""
+    h = mask.shape[0]
     ink = (mask > 0).astype(np.int16)
     profile = ink.sum(axis=0).astype(np.float32)
     runs = np.maximum(0, np.diff(np.pad(ink, ((1, 0), (0, 0))), axis=0)).sum(axis=0)  # ink runs per column
-    cost = profile + np.where(runs >= 2, h, 0)  # a loop costs more than any single stroke
-    cost = np.convolve(cost, np.ones(3, np.float32) / 3, mode="same")
+    return np.convolve(profile + np.where(runs >= 2, h, 0), np.ones(3, np.float32) / 3, mode="same")
+
+
+def split_points(mask: np.ndarray, parts: int) -> list[int]:
+    """Columns where a wide candidate should be cut into `parts` digits, near the equal divisions: where the
+    ink is thinnest, and never through a loop (a column crossing two strokes is inside a 0, a 6 or an 8)."""
+    w = mask.shape[1]
+    cost = cut_cost(mask)
     cuts = []
     for k in range(1, parts):
         centre = int(round(k * w / parts))
@@ -748,14 +754,11 @@ def split_points(mask: np.ndarray, parts: int) -> list[int]:
 
 def two_way_cuts(mask: np.ndarray, most: int = 3, lo_frac: float = 0.2) -> list[int]:
     """Up to `most` columns where a candidate might be cut into two digits: the lowest local minima of the cut
-    cost of split_points (ink per column, a loop costing more than any stroke) between lo_frac and 1 - lo_frac
-    of its width, at least a tenth of the width apart, cheapest first. The classifier picks among them: two
-    digits touching may meet where a column holds more ink than a thin stroke inside one of them (a 4's bar)."""
-    h, w = mask.shape
-    ink = (mask > 0).astype(np.int16)
-    profile = ink.sum(axis=0).astype(np.float32)
-    runs = np.maximum(0, np.diff(np.pad(ink, ((1, 0), (0, 0))), axis=0)).sum(axis=0)
-    cost = np.convolve(profile + np.where(runs >= 2, h, 0), np.ones(3, np.float32) / 3, mode="same")
+    cost (cut_cost, as split_points cuts) between lo_frac and 1 - lo_frac of its width, at least a tenth of the
+    width apart, cheapest first. The classifier picks among them: two digits touching may meet where a column
+    holds more ink than a thin stroke inside one of them (a 4's bar)."""
+    w = mask.shape[1]
+    cost = cut_cost(mask)
     lo, hi = max(1, int(lo_frac * w)), min(w - 1, int(round((1 - lo_frac) * w)))
     if hi - lo < 3:
         return []

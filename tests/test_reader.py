@@ -677,6 +677,26 @@ def test_two_narrow_touching_digits_beside_a_sure_one_are_cut_by_the_second_look
     assert _second_look_off(core_reader).read(page).text != "514"
 
 
+def test_the_second_look_looks_again_beside_a_digit_it_made_sure(core_reader, core_mnist):
+    """A 1 touching a 4 (one region, about as wide as tall) beside a bold, blurred 8 whose loops the first mask
+    filled, and a sure 5 far off to the right (another number). The first look finds nothing sure beside the pair,
+    so nothing vouches for it; the second look rereads the 8 (ClassifyConfig.lone_rereads), which comes out
+    sure, and its second round (ClassifyConfig.second_look_rounds) then cuts the pair beside it."""
+    page = paper(gradient=False)
+    five, one, four = pick(core_mnist, "514", 10)
+    eight = pick(core_mnist, "58", 2)[1]  # the 8 the lone-reread test reads sure from its Otsu mask
+    (x, _, w, _), = write_digits(page, [one], 200, 200, 50)
+    (x4, _, w4, _), = write_digits(page, [four], x + w - 7, 200, 50)
+    blob = paper(gradient=False)
+    write_digits(blob, [cv2.dilate(eight, np.ones((3, 3), np.uint8))], x4 + w4 + 12, 200, 50)
+    blob = cv2.GaussianBlur(blob, (0, 0), 1.5)
+    page[:, x4 + w4 + 4:x4 + w4 + 70] = blob[:, x4 + w4 + 4:x4 + w4 + 70]
+    write_digits(page, [five], x4 + w4 + 180, 200, 50)
+    assert core_reader.read(page).text == "148 5"
+    one_round = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(second_look_rounds=1)))
+    assert "14" not in one_round.read(page).text
+
+
 @pytest.mark.parametrize("strokes,pair", [(3, "top"), (2, "cross")])
 def test_hatching_whose_touching_strokes_were_rejected_gives_no_ones(core_reader, strokes, pair):
     """Parallel strokes read as 1s, and two of them touching (joined at the top, or crossed) rejected: fewer 1s

@@ -70,7 +70,9 @@ class ClassifyConfig:
     # wide, cut as touching digits (two narrow digits, 1s, 4s, 7s, touching are as wide as tall). What the
     # second look reads must be as sure as a first reading (min_confidence, split_min_confidence).
     second_look: bool = True
-    second_look_rounds: int = 2  # a weak candidate beside a digit that the second look made sure is looked at too
+    second_round: bool = True  # on a page with a sure digit, a weak candidate beside a digit that only the second
+    # look made sure gets that look too, once. Dev scenes (training digits, seeds 7-10, 300 per kind): numbers
+    # +1/0/0/0 photos, single digits and empty pages unchanged
     second_split_aspect: float = 0.75
     second_max_split_parts: int = 6  # and a wider one into up to this many digits (a run of them touching)
     second_unions: bool = True  # and two such candidates close together (a gap under union_gap x the taller's
@@ -489,12 +491,14 @@ class Recognizer:
                 candidates.append(union)
                 options.append([_Hypothesis([base + len(crops)], [union.box])])
                 crops.append(normalise_mask(union.mask, self.config.normalise))
-        looked: set[int] = set()  # weak candidates given the whole second look (beside a sure digit)
+        given: list[int] = []  # weak candidates given new hypotheses, the only ones whose reading can change
+        looked: set[int] = set()  # ... of which these had the whole look (beside a sure digit)
         for k, i in enumerate(weak):
             beside = bool(link[n_sure + k, :n_sure].any())
             if not beside and not (cc.lone_rereads and kinds[i] == "unsure"):
                 continue
             self._look_again(i, candidates[i], sources[i], beside, grey, options, crops, base)
+            given.append(i)
             if beside:
                 looked.add(i)
         if not crops:
@@ -505,17 +509,16 @@ class Recognizer:
                     if probs[options[k][0].rows[0]][:10].max() >= cc.lone_union_min_confidence]
             candidates = candidates[:first_union] + [candidates[k] for k in keep]
             options = options[:first_union] + [options[k] for k in keep]
-        if cc.second_look_rounds > 1 and sure:
+        if cc.second_round and sure:
             # A second round: a weak candidate beside a digit that only this look made sure (the 5 of "157" whose
             # 7 was blurred; its 1 and 5 touch) gets the look it was not given, once, with no further unions.
-            now = [i for i in weak if self._outcome(options[i], probs, candidates[i].mask)[0] in ("whole", "split")]
+            now = [i for i in given if self._outcome(options[i], probs, candidates[i].mask)[0] in ("whole", "split")]
             rest = [i for i in weak if i not in looked and i not in now]
             if now and rest:
                 link = side_by_side([candidates[i].box for i in now + rest], 0.7, self.config.group.number_gap)
                 base, crops = len(probs), []
                 for k, i in enumerate(rest):
                     if link[len(now) + k, :len(now)].any():
-                        options[i] = [h for h in options[i] if not h.reread]  # read again, now as beside a digit
                         self._look_again(i, candidates[i], sources[i], True, grey, options, crops, base)
                 if crops:
                     probs = np.concatenate([probs, self.classify(np.stack(crops))])
@@ -526,10 +529,16 @@ class Recognizer:
                     base: int) -> None:
         """The second look's hypotheses for weak candidate i, added to options[i], their crops to `crops` (whose
         rows start at `base` in the probability batch): a reread from an Otsu mask, and, beside a sure digit,
-        cuts into touching digits (see ClassifyConfig.second_look)."""
+        cuts into touching digits (see ClassifyConfig.second_look). A reread already made (a lone one, in the first
+        round) is not made again: beside a digit it need only be as sure as a first reading."""
         cc = self.config.classify
         mask, origin, zoom = source
-        if zoom == 1:  # read from its own mask: read it again from an Otsu mask of its grey patch
+        made = [h for h in options[i] if h.reread]
+        if made:
+            if beside:
+                for hyp in made:
+                    hyp.min_confidence = 0.0
+        elif zoom == 1:  # read from its own mask: read it again from an Otsu mask of its grey patch
             found = detect.finer_mask_at(grey, cand, 1)
             if found is not None:
                 other, (ox, oy) = found

@@ -681,7 +681,7 @@ def test_the_second_look_looks_again_beside_a_digit_it_made_sure(core_reader, co
     """A 1 touching a 4 (one region, about as wide as tall) beside a bold, blurred 8 whose loops the first mask
     filled, and a sure 5 far off to the right (another number). The first look finds nothing sure beside the pair,
     so nothing vouches for it; the second look rereads the 8 (ClassifyConfig.lone_rereads), which comes out
-    sure, and its second round (ClassifyConfig.second_look_rounds) then cuts the pair beside it."""
+    sure, and its second round (ClassifyConfig.second_round) then cuts the pair beside it."""
     page = paper(gradient=False)
     five, one, four = pick(core_mnist, "514", 10)
     eight = pick(core_mnist, "58", 2)[1]  # the 8 the lone-reread test reads sure from its Otsu mask
@@ -693,7 +693,7 @@ def test_the_second_look_looks_again_beside_a_digit_it_made_sure(core_reader, co
     page[:, x4 + w4 + 4:x4 + w4 + 70] = blob[:, x4 + w4 + 4:x4 + w4 + 70]
     write_digits(page, [five], x4 + w4 + 180, 200, 50)
     assert core_reader.read(page).text == "148 5"
-    one_round = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(second_look_rounds=1)))
+    one_round = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(second_round=False)))
     assert "14" not in one_round.read(page).text
 
 

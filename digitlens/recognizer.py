@@ -44,12 +44,19 @@ class ClassifyConfig:
     split_min_height: float = 0.7  # every part must be this tall relative to the whole: digits are; letters vary
     nms_iou: float = 0.4  # two digit boxes overlapping more than this are one digit (keep the surer)
     small_in_line: float = 0.4  # a "digit" under 0.4 x the tallest in its line is a dot or a speck
+    giant_strokes: bool = True  # ... unless the tallest is a 1 or a 7 and all the rest are that small: then it
+    # is the stroke (a margin line, a page edge or corner) and the rest are the digits. Dev scenes (training
+    # digits, seeds 7-10, 300 per kind): numbers +1/+2/0/0, single digits 0/+1/+2/+1, empty pages unchanged
     # Text: a "digit" written in a word is a letter (the O of "FOOD", the l of "ball"). Digits and rejected
     # candidates of about the same height, side by side with a gap under word_gap x their height, form a
     # word; where the rejected ones are at least as many as the digits, the word is text and gives no digit.
     word_gap: float = 0.5
     word_height_ratio: float = 0.6  # neighbours in a word are within 0.6..1/0.6 of each other's height
     word_max_aspect: float = 3.0  # a rejected candidate wider than this (a line, an underline) is not a letter
+    unsure_letters: bool = False  # when on, unsure digits (under min_confidence) count as rejected in the word
+    # rule, and a smudged digit beside a sure one made the pair a "word": off, numbers +2/+1/+2/0 on dev scenes
+    # (seeds 7-10), single digits and empty pages unchanged, digit precision -0.1 to -0.2 points (more unsure
+    # neighbours admitted, some misread)
     ones_beside_rejected: bool = True  # and 1s alone beside a rejected candidate of their height are strokes (see
     # drop_words): on dev scenes (seeds 7 and 8), one empty page of 600 more without a digit, numbers unchanged
     # A 0 is a smooth loop: one whose outline nearly fills its enclosing triangle or rectangle is a triangle or
@@ -261,27 +268,29 @@ def side_by_side(boxes: Sequence[tuple[int, int, int, int]], height_ratio: float
 
 
 def drop_words(digits: list[Digit], rejected: Sequence[tuple[int, int, int, int]],
-               cfg: ClassifyConfig = ClassifyConfig()) -> list[Digit]:
+               cfg: ClassifyConfig = ClassifyConfig(), unsure: Sequence[tuple[int, int, int, int]] = ()) -> list[Digit]:
     """Drop the "digits" that are letters of a word: side by side with candidates the model rejected (letters,
     marks) of about their height, in a chain where the rejected are at least as many as the digits. A number
     with one unreadable digit keeps the rest (more digits than rejects); "FOOD" gives no 0s."""
     letters = [b for b in rejected if b[2] <= cfg.word_max_aspect * b[3]]
-    if not digits or not letters:
+    unsure = [b for b in unsure if b[2] <= cfg.word_max_aspect * b[3]]
+    if not digits or not (letters or unsure):
         return digits
-    n, nd = len(digits) + len(letters), len(digits)
-    link = side_by_side([d.box for d in digits] + letters, cfg.word_height_ratio, cfg.word_gap)
+    nd, nl = len(digits), len(digits) + len(letters)
+    n = nl + len(unsure)
+    link = side_by_side([d.box for d in digits] + letters + unsure, cfg.word_height_ratio, cfg.word_gap)
     # letters link to letters too: in "UNWur" the U reaches the r through N and W
     root = detect.union_roots(n, zip(*np.nonzero(np.triu(link, 1))))
-    tally: dict[int, list[int]] = {}  # word -> [digits, rejected, digits other than 1]
+    tally: dict[int, list[int]] = {}  # word -> [digits, rejected, digits other than 1, unsure]
     for i in range(n):
-        t = tally.setdefault(root[i], [0, 0, 0])
-        t[0 if i < nd else 1] += 1
+        t = tally.setdefault(root[i], [0, 0, 0, 0])
+        t[0 if i < nd else 1 if i < nl else 3] += 1
         if i < nd and digits[i].digit != 1:
             t[2] += 1
-    # 1s alone beside a rejected stroke of their height are strokes too: hatching, a fence, where two strokes
-    # touching were rejected and the rest read as 1s
+    # 1s alone beside a rejected stroke of their height (or an unsure digit) are strokes too: hatching, a fence,
+    # where two strokes touching were rejected or read as an unsure 6, and the rest read as 1s
     return [d for i, d in enumerate(digits) if tally[root[i]][1] < max(1, tally[root[i]][0])
-            and not (cfg.ones_beside_rejected and tally[root[i]][1] and not tally[root[i]][2])]
+            and not (cfg.ones_beside_rejected and (tally[root[i]][1] or tally[root[i]][3]) and not tally[root[i]][2])]
 
 
 def admit_neighbours(digits: list[Digit], unsure: Sequence[Digit], cfg: GroupConfig = GroupConfig()) -> list[Digit]:
@@ -609,6 +618,7 @@ class Recognizer:
         found: list[Digit] = []
         rejected: list[tuple[int, int, int, int]] = []
         unsure: list[Digit] = []  # digits under min_confidence, over neighbour_min_confidence
+        unsure_boxes: list[tuple[int, int, int, int]] = []  # theirs, when they do not count as rejected
         outcomes = [self._outcome(hyps, probs, cand.mask) for hyps, cand in zip(options, candidates)]
         # A union of broken pieces (detect.piece_unions) is read instead of its pieces when it is a digit surer
         # than the least sure of them (a piece that is no digit counts as 0); otherwise it is as if never seen.
@@ -628,12 +638,13 @@ class Recognizer:
                     found.append(self._digit(probs[row], box, scale, width, height))
             elif kind == "whole":
                 found.append(self._digit(probs[hyps[0].rows[0]], hyps[0].boxes[0], scale, width, height))
-            else:  # unsure digits count as rejected for the word rule: a smudged letter does not make a word a number
-                rejected.append(_to_input(hyps[0].boxes[0], scale, width, height))
+            else:  # unsure digits are letters for the word rule only with unsure_letters; 1s beside them are strokes
+                box = _to_input(hyps[0].boxes[0], scale, width, height)
+                (rejected if kind == "rejected" or cc.unsure_letters else unsure_boxes).append(box)
                 if kind == "unsure":
                     unsure.append(self._digit(probs[hyps[0].rows[0]], hyps[0].boxes[0], scale, width, height))
         found = self._suppress(found)
-        found = drop_words(found, rejected, cc)
+        found = drop_words(found, rejected, cc, unsure_boxes)
         found = self._suppress(admit_neighbours(found, unsure, self.config.group))
         return self._drop_specks(found)
 
@@ -679,7 +690,12 @@ class Recognizer:
 
     def _drop_specks(self, digits: list[Digit]) -> list[Digit]:
         out = []
+        cc = self.config.classify
         for line in group_lines(digits, self.config.group):
-            tallest = max(d.box[3] for d in line)
+            line = sorted(line, key=lambda d: -d.box[3])
+            while cc.giant_strokes and len(line) > 1 and line[0].digit in (1, 7) and \
+                    line[1].box[3] < cc.small_in_line * line[0].box[3]:
+                line = line[1:]
+            tallest = line[0].box[3]
             out.extend(d for d in line if d.box[3] >= self.config.classify.small_in_line * tallest)
         return out

@@ -647,7 +647,12 @@ def test_a_bold_digit_beside_a_sure_one_is_read_again_from_an_otsu_mask(core_rea
     write_digits(page, [cv2.dilate(second, np.ones((3, 3), np.uint8))], 262, 200, 50)
     page = cv2.GaussianBlur(page, (0, 0), blur)
     assert core_reader.read(page).text == text
-    assert _second_look_off(core_reader).read(page).text != text
+    # The second look reads it even where an unsure digit counts as a letter (unsure_letters); without either,
+    # the blob (unsure, or rejected) makes the pair a word, or reads as another digit
+    as_letter = ClassifyConfig(unsure_letters=True)
+    assert Recognizer(core_reader.model, ReaderConfig(classify=as_letter)).read(page).text == text
+    neither = ReaderConfig(classify=replace(as_letter, second_look=False))
+    assert Recognizer(core_reader.model, neither).read(page).text != text
     # Alone, with no sure digit beside it, it is read again only when it read as an unsure digit, and the
     # reread must then be surer (ClassifyConfig.lone_rereads): the right digit or nothing, never another
     alone = paper(gradient=False)
@@ -733,6 +738,37 @@ def test_ones_beside_a_rejected_candidate_are_dropped_only_without_other_digits(
     assert [d.digit for d in drop_words([dig(1, 100), dig(1, 130)], far)] == [1, 1]
 
 
+def test_an_unsure_digit_beside_a_sure_one_is_no_letter_but_ones_beside_it_are_strokes():
+    """With ClassifyConfig.unsure_letters off, an unsure digit (a smudged one) does not count as a letter in the
+    word rule, so it no longer drops the sure digit beside it; 1s alone beside it are still strokes (hatching
+    where two touching strokes read as an unsure 6)."""
+    from digitlens.recognizer import drop_words
+
+    def dig(v, x):
+        return Digit(v, 0.99, (x, 100, 20, 60), ((v, 0.99),))
+
+    smudge = [(130, 100, 24, 60)]
+    assert drop_words([dig(7, 100)], smudge) == []  # counted as a letter: one letter, one digit, a word
+    assert [d.digit for d in drop_words([dig(7, 100)], [], unsure=smudge)] == [7]
+    assert drop_words([dig(1, 70), dig(1, 100)], [], unsure=smudge) == []
+    assert [d.digit for d in drop_words([dig(1, 70), dig(4, 100)], [], unsure=smudge)] == [1, 4]
+    line = [(130, 100, 240, 8)]  # wider than word_max_aspect: an underline, no letter, whatever it read as
+    assert [d.digit for d in drop_words([dig(1, 70), dig(1, 100)], [], unsure=line)] == [1, 1]
+
+
+@pytest.mark.parametrize("thickness", [3, 10])
+def test_a_long_stroke_read_as_a_one_does_not_make_the_digits_beside_it_specks(core_reader, core_mnist, thickness):
+    """A stroke (a margin line, a page's edge) nearly four times the digits' height reads as a 1; the digits
+    beside it, under small_in_line x its height, were then dropped as specks. A 1 or 7 whose every neighbour
+    is that small is the stroke (ClassifyConfig.giant_strokes), and the digits are read."""
+    page = paper(gradient=False)
+    cv2.line(page, (150, 165), (130, 315), (50, 50, 50), thickness, cv2.LINE_AA)
+    write_digits(page, pick(core_mnist, "91"), 300, 220, 40)
+    assert core_reader.read(page).text == "91"
+    rule_off = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(giant_strokes=False)))
+    assert rule_off.read(page).text == "1"
+
+
 @pytest.mark.parametrize("text,offset,axis", [("30", 2, "v"), ("74", 1, "v"), ("50", 5, "h")])
 def test_a_digit_broken_in_two_beside_a_sure_one_is_read_whole_by_the_second_look(core_reader, core_mnist, text,
                                                                                    offset, axis):
@@ -780,14 +816,16 @@ def test_a_lit_page_around_one_digit_is_the_surface_not_light_ink(core_reader, c
     """Dev scenes (training digits, seed 7) of a light page on a dark desk: the page's rim, or a patch of it lit
     brighter, reads as one huge region of light ink. With one digit inside, too few regions for the surface rule;
     but a small region drawn in strokes inside it is writing on a surface (DetectConfig.surface_small_inside).
-    Before, the page hid the digit, or read as a 7 beside which the digit was a speck."""
+    Before, the page hid the digit, or read as a 7 beside which the digit was a speck (which giant_strokes now
+    also undoes: it is off here)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from scenes import make_scene, scene_rng
 
     img, truth = make_scene("single", scene_rng(7, "single", index), split="train", mnist=core_mnist)
     text = "".join(str(t["digit"]) for t in truth["digits"])
     assert core_reader.read(img).text == text
-    off = Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(surface_small_inside=0.0)))
+    off = Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(surface_small_inside=0.0),
+                                                     classify=ClassifyConfig(giant_strokes=False)))
     assert off.read(img).text != text
 
 

@@ -231,6 +231,8 @@ def main() -> int:
     opt = T.make_optimizer(replace(tcfg, lr=fcfg.lr), model)
     ema = T.Ema(model, fcfg.ema_decay)
     eval_model, _ = nets.build(tcfg.arch)
+    model.to(memory_format=T.LAYOUT)
+    eval_model.to(memory_format=T.LAYOUT)
     augment_cfg = aug.calm(aug.AugmentConfig())  # mild: the harvested crops carry their own distortions
     per_batch_h = int(fcfg.batch_size * fcfg.harvest_share)
     per_batch_m = fcfg.batch_size - per_batch_h
@@ -260,7 +262,7 @@ def main() -> int:
             m_labels = np.concatenate([m_labels, np.full(n_neg, 10, np.int64)])
             xm = aug.augment(T.to_tensor(m_images).float().div_(255), augment_cfg, gen)
             xh = T.to_tensor(hx_tr[hi]).float().div_(255)
-            x = torch.cat([xm, xh])
+            x = T.fast_layout(torch.cat([xm, xh]))
             labels = torch.from_numpy(np.concatenate([m_labels, hy_tr[hi]]))
             progress = step / max(1, total)
             lr = fcfg.lr * min(1.0, (step + 1) / (0.1 * total)) * 0.5 * (1 + math.cos(math.pi * progress))

@@ -215,6 +215,7 @@ def main() -> int:
     tcfg = T.TrainConfig(**payload["config"])
     model, spec = nets.build(tcfg.arch)
     model.load_state_dict(payload["ema"] if payload["ema"] is not None else payload["model"])
+    model.to(memory_format=T.LAYOUT)  # before the optimiser and the weight average copy its parameters
     mnist = load_mnist(mirrors=False)
     x_tr, y_tr, x_ho, y_ho = T.split(mnist, tcfg)
     rng = np.random.default_rng(fcfg.seed)
@@ -231,7 +232,6 @@ def main() -> int:
     opt = T.make_optimizer(replace(tcfg, lr=fcfg.lr), model)
     ema = T.Ema(model, fcfg.ema_decay)
     eval_model, _ = nets.build(tcfg.arch)
-    model.to(memory_format=T.LAYOUT)
     eval_model.to(memory_format=T.LAYOUT)
     augment_cfg = aug.calm(aug.AugmentConfig())  # mild: the harvested crops carry their own distortions
     per_batch_h = int(fcfg.batch_size * fcfg.harvest_share)

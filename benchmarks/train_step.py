@@ -32,21 +32,23 @@ from digitlens.train import LAYOUT, TrainConfig, make_optimizer, use_bf16  # noq
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", default="lens")
-    p.add_argument("--batch", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--batch", type=int, help="default: the architecture's training batch")
     p.add_argument("--rounds", type=int, default=7, help="timed rounds per variant (default %(default)s)")
     p.add_argument("--steps", type=int, default=20, help="steps per round (default %(default)s)")
     p.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args()
+    cfg = TrainConfig.recipe(args.arch)  # its optimiser, batch and label smoothing, as training uses them
+    args.batch = args.batch or cfg.batch_size
     torch.manual_seed(0)
     x = torch.rand(args.batch, 1, 28, 28)
-    bf16_ok = use_bf16(TrainConfig(), torch.device("cpu"))
+    bf16_ok = use_bf16(cfg, torch.device("cpu"))
     variants = {}
     for layout in ("nchw", "nhwc"):
         for amp in (["bf16"] if bf16_ok else []) + ["fp32"]:
             model, spec = nets.build(args.arch)
             if layout == "nhwc":
                 model.to(memory_format=LAYOUT)
-            opt = make_optimizer(TrainConfig(arch=args.arch), model)
+            opt = make_optimizer(cfg, model)
             inp = x.contiguous(memory_format=LAYOUT) if layout == "nhwc" else x
             variants[f"{layout}-{amp}"] = (model, opt, inp, amp == "bf16", [])
     y = torch.randint(0, len(spec.classes), (args.batch,))
@@ -54,7 +56,7 @@ def main() -> int:
     def step(model, opt, inp, bf16):
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             logits = model(inp)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=0.1)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

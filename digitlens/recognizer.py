@@ -697,5 +697,5 @@ class Recognizer:
                     line[1].box[3] < cc.small_in_line * line[0].box[3]:
                 line = line[1:]
             tallest = line[0].box[3]
-            out.extend(d for d in line if d.box[3] >= self.config.classify.small_in_line * tallest)
+            out.extend(d for d in line if d.box[3] >= cc.small_in_line * tallest)
         return out

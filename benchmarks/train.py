@@ -3,7 +3,7 @@
 Runs the real `digitlens train` for each architecture in this process and writes
 benchmarks/results/train-<arch>-<device>.json. Usage:
 
-  python benchmarks/train.py --arch lens            # the default network (~17 min of training on 2 cores)
+  python benchmarks/train.py --arch lens            # the default network (~21 min of training on 2 cores)
   python benchmarks/train.py --arch seed            # the seed's network
   python benchmarks/train.py --arch lens --ship     # also install the model as the shipped one
 """

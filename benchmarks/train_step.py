@@ -22,11 +22,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
 
 from common import machine_info  # noqa: E402
 from digitlens import nets  # noqa: E402
-from digitlens.train import LAYOUT, TrainConfig, make_optimizer, use_bf16  # noqa: E402
+from digitlens.train import LAYOUT, TrainConfig, make_optimizer, train_step, use_bf16  # noqa: E402
 
 
 def main() -> int:
@@ -54,12 +53,7 @@ def main() -> int:
     y = torch.randint(0, len(spec.classes), (args.batch,))
 
     def step(model, opt, inp, bf16):
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(inp)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.label_smoothing)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        train_step(model, opt, inp, y, cfg, bf16)
 
     for model, opt, inp, bf16, _ in variants.values():  # warm-up: oneDNN picks and caches its kernels
         for _ in range(5):

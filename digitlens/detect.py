@@ -78,7 +78,14 @@ class DetectConfig:
     coarse_same_iou: float = 0.8  # a coarse region overlapping a region already found this much adds nothing ...
     coarse_hollow_frac: float = 0.7  # ... unless that one has under 0.7 of its ink: the rims of thick strokes, merged
     coarse_min_edge_ink: float = 0.3  # and it must be a stroke's sharp edge: this much of its outline lies on strong
-    # ink of the fine pass (a shadow, a stain or a soft blot is as large, but its edge fades into the paper)
+    # ink of the fine pass (a shadow, a stain or a soft blot is as large, but its edge fades into the paper) ...
+    coarse_edge_reach_px: int = 4  # ... within this many pixels (or one coarse pixel, if more). The coarse mask
+    # comes from a weaker threshold on a blurred, downscaled frame: its outline lies 1-3 px outside the fine strong
+    # ink, and at 2 px a marker digit half a 640x480 frame tall was refused as a soft blot
+    board_kernel_frac: float = 0.5  # chalk is looked for only where a paper window this wide (fraction of the long
+    # side, at coarse resolution) also sees a board (0: no such check). Under the strokes of a marker digit held
+    # close to the camera the fine window turns dark; the paper inside its loops then read as chalk on a board,
+    # which hid the digit as the board's surface. A board in a photo of chalk writing is most of the frame
     # A light region over 15% of the frame with three regions of the other polarity inside is a surface (a page on
     # a dark desk, with the writing on it): see _resolve_polarity. With fewer, it is one too when it is no stroke
     # drawing (its extent at least surface_min_extent x its mean stroke width: a page's rim, a lit patch of paper;
@@ -90,6 +97,8 @@ class DetectConfig:
     surface_min_extent: float = 20.0
     loop_paper_frac: float = 0.5  # a loop (hole) must be at least half-way from the ink's brightness to the paper's:
     # a dark blot larger than the background window leaves only its rim as "ink", a ring with a dark inside
+    fill_dark_loops: bool = True  # ... and so does a stroke wider than half that window: such a ring, its dark
+    # loops filled, is a candidate when it is then drawn in strokes (a blot is not: max_stroke_frac)
 
 
 @dataclass(frozen=True)
@@ -489,12 +498,30 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
         if (stroke_width(crop) - cfg.stroke_blur_px) / max(crop.shape) > cfg.max_stroke_frac:
             continue
         if ink_grey is not None and not is_writing(ink_grey, crop, (x0, y0, bw, bh), cfg, holes):
-            continue
+            solid = _ink_filled(ink_grey, crop, (x0, y0, bw, bh), cfg, holes) if cfg.fill_dark_loops else None
+            if solid is None:
+                continue
+            crop = solid
         out.append(Candidate((x0, y0, bw, bh), crop, polarity))
     if len(out) > cfg.max_candidates:
         out.sort(key=lambda c: -int(c.mask.sum()))
         out = out[:cfg.max_candidates]
     return out
+
+
+def _ink_filled(grey: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int], cfg: DetectConfig,
+                holes: Holes | None) -> np.ndarray | None:
+    """A region refused only for its loops being as dark as its ink (see is_writing) is the rim of something dark
+    inside: a blot, or the core of a stroke wider than the paper window's half (a marker digit held close to the
+    camera). Its loops filled, it is writing when it is then drawn in strokes (DetectConfig.max_stroke_frac), and
+    passes the other tests of is_writing: the mask, filled; otherwise None. (See DetectConfig.fill_dark_loops.)"""
+    if holes is None or not is_writing(grey, mask, box, cfg, None):
+        return None
+    labels, _, inner = holes
+    solid = (mask | inner[labels]).astype(np.uint8)
+    if (stroke_width(solid) - cfg.stroke_blur_px) / max(solid.shape) > cfg.max_stroke_frac:
+        return None  # a blot
+    return solid
 
 
 def _touches(c: Candidate, o: Candidate) -> bool:
@@ -573,9 +600,16 @@ def candidates_and_grey(image: np.ndarray, cfg: DetectConfig = DetectConfig()
     candidates: list[Candidate] = []
     strongs: dict[str, np.ndarray] = {}
     bg = background(grey, cfg)
+    view = None  # the coarse view (coarse_view), made once when needed
     for polarity in polarities:
-        if polarity == "light" and not _has_board(bg[::8, ::8], cfg):
-            continue  # no board-dark surface in the frame: chalk cannot be there, skip its work
+        if polarity == "light":
+            if not _has_board(bg[::8, ::8], cfg):
+                continue  # no board-dark surface in the frame: chalk cannot be there, skip its work
+            if cfg.board_kernel_frac:
+                view = view or coarse_view(grey, cfg)
+                board = background(view[0], replace(view[2], background_kernel_frac=cfg.board_kernel_frac))
+                if not _has_board(board[::4, ::4], cfg):
+                    continue  # dark only under thick strokes, for the fine window: no board
         contrast = ink_contrast(grey, bg, polarity == "light")
         weak, strong = thresholds(contrast, cfg)
         if cv2.countNonZero(strong) < cfg.min_area_px:
@@ -589,7 +623,7 @@ def candidates_and_grey(image: np.ndarray, cfg: DetectConfig = DetectConfig()
             found += piece_unions(found, cv2.bitwise_and(faint, cv2.subtract(1, lines)), cfg)
         candidates.extend(found)
     if cfg.coarse_min_height_frac and strongs:
-        candidates += coarse_candidates(grey, candidates, strongs, cfg)
+        candidates += coarse_candidates(grey, candidates, strongs, cfg, view)
     return _resolve_polarity(candidates, grey.shape, cfg), scale, grey
 
 
@@ -622,21 +656,30 @@ def edge_on_ink(c: Candidate, strong: np.ndarray, reach: int = 2) -> float:
     return cv2.countNonZero(cv2.bitwise_and(outline, near)) / max(1, cv2.countNonZero(outline))
 
 
+def coarse_view(grey: np.ndarray, cfg: DetectConfig) -> tuple[np.ndarray, float, DetectConfig, np.ndarray]:
+    """The frame at coarse resolution (long side coarse_max_side), its scale, the settings of the coarse pass (a
+    paper window coarse_kernel_frac wide) and the paper's brightness under that window."""
+    h, w = grey.shape
+    f = min(1.0, cfg.coarse_max_side / max(h, w))
+    small = cv2.resize(grey, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA) if f < 1 else grey
+    wide = replace(cfg, background_kernel_frac=cfg.coarse_kernel_frac, background_scale=min(cfg.background_scale, 2),
+                   min_height_px=max(cfg.min_height_px, int(cfg.coarse_min_height_frac * small.shape[0])))
+    return small, f, wide, background(small, wide)
+
+
 def coarse_candidates(grey: np.ndarray, found: list[Candidate], strongs: dict[str, np.ndarray],
-                      cfg: DetectConfig) -> list[Candidate]:
+                      cfg: DetectConfig, view: tuple[np.ndarray, float, DetectConfig, np.ndarray] | None = None
+                      ) -> list[Candidate]:
     """Large writing looked for again at coarse resolution, with a paper window wide enough for strokes of any
     pen held close to the camera (DetectConfig.coarse_*). Each region at least coarse_min_height_frac of the frame
     tall comes back in processing pixels, unless `found` already holds it; the smaller regions of `found` whose ink
     it covers (the rims of its thick strokes, its pieces) become its `parts`, so the reader takes it instead of
     them only when it reads as a surer digit (as with piece_unions). `strongs`: the fine pass's strong ink per
-    polarity (the polarities to look at); a region's outline must lie on it (coarse_min_edge_ink)."""
+    polarity (the polarities to look at); a region's outline must lie on it (coarse_min_edge_ink). `view`: the
+    frame's coarse_view, when already made."""
     h, w = grey.shape
-    f = min(1.0, cfg.coarse_max_side / max(h, w))
-    small = cv2.resize(grey, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA) if f < 1 else grey
+    small, f, wide, bg = view or coarse_view(grey, cfg)  # wide.min_height_px: small regions are skipped early
     sh, sw = small.shape
-    wide = replace(cfg, background_kernel_frac=cfg.coarse_kernel_frac, background_scale=min(cfg.background_scale, 2),
-                   min_height_px=max(cfg.min_height_px, int(cfg.coarse_min_height_frac * sh)))  # small ones: skip early
-    bg = background(small, wide)
     min_stroke = cfg.coarse_min_stroke_frac * cfg.background_kernel_frac * max(h, w)  # in processing pixels
     margin = max(2, int(round(1 / f)))  # a coarse pixel
     grow = np.ones((2 * margin + 1, 2 * margin + 1), np.uint8)
@@ -665,7 +708,7 @@ def coarse_candidates(grey: np.ndarray, found: list[Candidate], strongs: dict[st
             bw, bh = max(1, min(bw, w - x)), max(1, min(bh, h - y))
             mask = (cv2.resize(c.mask.astype(np.float32), (bw, bh), interpolation=cv2.INTER_LINEAR) >= 0.5).astype(np.uint8)
             big = Candidate((x, y, bw, bh), mask, polarity)
-            if edge_on_ink(big, strongs[polarity], margin) < cfg.coarse_min_edge_ink:
+            if edge_on_ink(big, strongs[polarity], max(margin, cfg.coarse_edge_reach_px)) < cfg.coarse_min_edge_ink:
                 continue
             ink = cv2.countNonZero(mask)
             ious = [box_iou(o.box, big.box) for o in same]

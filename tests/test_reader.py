@@ -511,12 +511,13 @@ def _thick(page: np.ndarray, core_mnist, label: str, x: int, y: int, height: int
 
 def test_a_large_digit_in_a_thick_marker_is_found_by_the_coarse_pass(core_reader, core_mnist):
     """Held close to a webcam, a marker's stroke is wider than half the paper window: the fine pass sees only the
-    rims of its strokes. The coarse pass, with a wider window at a quarter of the cost, finds the digit whole."""
+    rims of its strokes. The coarse pass, with a wider window at a quarter of the cost, finds the digit whole.
+    (So does the fine pass since it fills dark loops, DetectConfig.fill_dark_loops: off here, to test the other.)"""
     page = paper(gradient=False, level=220, seed=5)
     x, y, w, h = _thick(page, core_mnist, "7", 250, 90, 320, 0.04)
     page = cv2.GaussianBlur(page, (0, 0), 1.0)
     grey = detect.to_grey(page)
-    cfg = detect.DetectConfig()
+    cfg = replace(detect.DetectConfig(), fill_dark_loops=False)
     fine_only = replace(cfg, coarse_min_height_frac=0.0)
     fine, _, _ = detect.candidates_and_grey(page, fine_only)
     assert not any(c.box[3] > 0.8 * h for c in fine)  # the fine pass does not see it whole
@@ -558,6 +559,40 @@ def test_coarse_candidates_name_the_fine_pieces_they_cover():
     assert big.parts == (rim.box,)
     whole = detect.Candidate(big.box, big.mask, "dark")
     assert detect.coarse_candidates(grey, [whole], {"dark": strong}, detect.DetectConfig()) == []
+
+
+def test_a_stroke_wider_than_half_the_paper_window_is_filled_and_read_but_a_blot_is_not(core_reader):
+    """Under a marker stroke wider than half the paper window the window turns dark, and the fine pass keeps only
+    the stroke's rims: a ring whose loop is as dark as its ink, refused as the rim of a blot. Its dark loop filled
+    (DetectConfig.fill_dark_loops), the stroke is a candidate and reads as a 1; a blot, filled, is no stroke."""
+    page = np.full((480, 640), 225, np.uint8)
+    cv2.line(page, (330, 80), (290, 400), 45, 50)
+    page = cv2.GaussianBlur(page, (0, 0), 1.0)
+    fine = replace(detect.DetectConfig(), coarse_min_height_frac=0.0)  # the fine pass alone
+    assert detect.find_candidates(page, replace(fine, fill_dark_loops=False))[0] == []
+    (one,) = detect.find_candidates(page, fine)[0]
+    assert 330 <= one.box[3] <= 400 and one.mask.mean() > 0.45  # the whole stroke, not its rims
+    assert Recognizer(core_reader.model, ReaderConfig(detect=fine)).read(page).text == "1"
+    assert core_reader.read(page).text == "1"
+    blot = np.full((480, 640), 225, np.uint8)
+    cv2.ellipse(blot, (320, 240), (110, 80), 20, 0, 360, 45, -1)
+    blot = cv2.GaussianBlur(blot, (0, 0), 1.0)
+    assert detect.find_candidates(blot, fine)[0] == []
+    assert core_reader.read(blot).digits == ()
+
+
+def test_paper_in_the_loop_of_a_marker_digit_is_no_chalk(core_reader, core_mnist):
+    """A bold 6 held close to the camera darkens the fine paper window over a few percent of the frame, as a board
+    would; the paper in its loop then passed for chalk on that "board". Chalk is looked for only where a window
+    half the frame wide sees a board too (DetectConfig.board_kernel_frac)."""
+    six = cv2.dilate(pick(core_mnist, "6", 1)[0], cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3)))
+    page = paper(gradient=False, level=220, seed=1)
+    write_digits(page, [six], 220, 60, 360, ink=40)
+    page = cv2.GaussianBlur(page, (0, 0), 1.0)
+    cfg = detect.DetectConfig()
+    assert "light" in {c.polarity for c in detect.find_candidates(page, replace(cfg, board_kernel_frac=0.0))[0]}
+    assert {c.polarity for c in detect.find_candidates(page, cfg)[0]} == {"dark"}
+    assert core_reader.read(page).text == "6"
 
 
 def test_a_digit_near_the_frame_edge_is_read_but_a_page_edge_is_not(core_reader, core_mnist):

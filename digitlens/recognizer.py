@@ -105,7 +105,10 @@ class GroupConfig:
     line_overlap: float = 0.5  # a digit continues a line if its centre is within half a digit height of its neighbour's ...
     link_slope: float = 0.3  # ... plus 0.3 x the gap between them (a page held at up to ~17 degrees) ...
     link_gap: float = 4.0  # ... and the gap is under 4 digit heights (farther apart, it starts another line)
-    number_gap: float = 0.6  # a gap wider than 0.6 x the line's median digit height starts a new number
+    number_gap: float = 0.6  # a gap wider than 0.6 x the line's median digit height starts a new number ...
+    spacing_factor: float = 2.5  # ... or, in a line of three digits or more, wider than this x the line's median
+    # gap, if that is more (0: never): a writer who spaces digits loosely leaves wider gaps inside a number ...
+    max_number_gap: float = 1.0  # ... but a gap wider than this x the digit height always starts a new number
 
 
 @dataclass(frozen=True)
@@ -189,12 +192,16 @@ def group_numbers(digits: Sequence[Digit], cfg: GroupConfig = GroupConfig()) -> 
     numbers: list[Number] = []
     for line in group_lines(digits, cfg):
         height = float(statistics.median(d.box[3] for d in line))  # short lists: statistics beats numpy here
+        split = cfg.number_gap * height
+        if cfg.spacing_factor and len(line) >= 3:
+            spacing = statistics.median(b.box[0] - (a.box[0] + a.box[2]) for a, b in zip(line, line[1:]))
+            split = min(max(split, cfg.spacing_factor * spacing), max(split, cfg.max_number_gap * height))
         run: list[int] = []
         for d in line:
             if run:
                 prev = ordered[run[-1]]
                 gap = d.box[0] - (prev.box[0] + prev.box[2])
-                if gap > cfg.number_gap * height:
+                if gap > split:
                     numbers.append(_number(ordered, run))
                     run = []
             ordered.append(d)

@@ -115,6 +115,29 @@ def test_group_numbers_reading_order_and_gaps():
     assert numbers[0].box == (10, 8, 70, 33)
 
 
+
+def test_a_loosely_spaced_number_stays_one_but_a_gap_of_a_digit_height_splits():
+    """A number splits where a gap is wider than 0.6 digit heights, or, in a line of three digits or more, wider than
+    2.5 x the line's median gap, if that is more (GroupConfig.spacing_factor): a writer who spaces loosely leaves
+    wide gaps inside a number too. A gap over one digit height (max_number_gap) always splits."""
+    def line(gaps, h=30, w=20):
+        x, out = 10, []
+        for k, g in enumerate([0] + gaps):
+            x += int(round(g * h))
+            out.append(Digit(k % 10, 0.9, (x, 50, w, h), ((k % 10, 0.9),)))
+            x += w
+        return out
+
+    def read(digits, cfg=GroupConfig()):
+        return [n.text for n in group_numbers(digits, cfg)[1]]
+
+    loose = line([0.4, 0.7, 0.45, 0.5])  # one number, written loosely: a 0.7 gap among 0.4-0.5 ones
+    assert read(loose) == ["01234"]
+    assert read(loose, GroupConfig(spacing_factor=0.0)) == ["01", "234"]  # the fixed rule alone splits it
+    assert read(line([0.15, 0.7, 0.15, 0.7, 0.15])) == ["01", "23", "45"]  # tight numbers, a 0.7 gap between
+    assert read(line([0.6, 1.1, 0.6])) == ["01", "23"]  # over a digit height apart: two numbers, however spaced
+    assert read(line([0.8])) == ["0", "1"]  # two digits: no spacing of the writer's to go by
+
 # ---------------------------------------------------------------- the shipped model through the whole path
 
 def test_shipped_model_card_matches_file(core_reader):

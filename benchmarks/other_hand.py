@@ -3,8 +3,8 @@
 This script composites numbers of 1-4 digits onto flat pages with its own simple compositor, in one category
 of conditions at a time (below), and reads every image with two readers side by side in one process:
 "current" (the reader's settings now) and "before" (this code with the detection settings of commit c4b3b50: no
-coarse pass, 'touching the frame' within 2% of an edge, no allowance for blur in the blot test; changes that
-have no setting, such as cutting small runs from their finer mask, are in both). Digits come from the MNIST *test* split (--source mnist) or are
+coarse pass, 'touching the frame' within 2% of an edge, no allowance for blur in the blot test; every other
+change since, such as cutting small runs from their finer mask or filling dark loops, is in both). Digits come from the MNIST *test* split (--source mnist) or are
 drawn with OpenCV's Hershey simplex and script fonts (--source font). One core: onnxruntime and OpenCV
 each use one thread. Writes benchmarks/results/other-hand-<source>.json and prints a table.
 
@@ -48,7 +48,9 @@ NOTE = ("Categories are written by this script's own compositor, not by benchmar
         "(coarse_min_stroke_frac: a hairline fattened into a 1), never on this benchmark's digits or seed. "
         "'before' = this code with no coarse pass, border_margin_frac 0.02 and stroke_blur_px 0 (the detection "
         "settings of c4b3b50); the reader's other changes since (small runs cut from their finer mask, 9779363; "
-        "the second look, f1c6c83 and a02da3b; 1s beside a rejected stroke, da3310a) are in both.")
+        "the second look, f1c6c83 and a02da3b; 1s beside a rejected stroke, da3310a; filled dark loops, the coarse "
+        "edge reach and the board check, 6b2ef07; spacing-aware grouping, 97629c5) are in both. 6b2ef07's settings were "
+        "chosen with this compositor on MNIST *training* digits, seeds 7 and 8, never this benchmark's seed 2026.")
 
 
 class Written(NamedTuple):

@@ -146,6 +146,25 @@ def test_shipped_model_card_matches_file(core_reader):
     assert core_reader.classes[:10] == tuple("0123456789") and len(core_reader.classes) == 11
 
 
+def test_the_shipped_reader_runs_where_torch_cannot_be_imported(tmp_path):
+    """A runtime install has no torch: the shipped model loads (its card's hash checked) and reads a page in a
+    process where any import of torch fails."""
+    page = np.full((240, 320), 225, np.uint8)
+    cv2.putText(page, "47", (90, 170), cv2.FONT_HERSHEY_SIMPLEX, 3.0, 30, 9, cv2.LINE_AA)
+    cv2.imwrite(str(tmp_path / "page.png"), page)
+    code = f"""
+import sys
+sys.modules['torch'] = None  # any 'import torch' now raises ImportError
+import cv2
+from digitlens import Recognizer
+print(Recognizer.load().read(cv2.imread({str(tmp_path / 'page.png')!r})).text)
+assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules if sys.modules[m] is not None)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == "47"
+
+
 def test_classify_contract(core_reader, core_mnist):
     probs = core_reader.classify(core_mnist.x_test[:200])
     assert probs.shape == (200, 11)

@@ -192,7 +192,6 @@ def main() -> int:
         return 0
 
     import torch
-    import torch.nn.functional as F
     from tqdm import tqdm
 
     from digitlens import augment as aug
@@ -268,11 +267,7 @@ def main() -> int:
             lr = fcfg.lr * min(1.0, (step + 1) / (0.1 * total)) * 0.5 * (1 + math.cos(math.pi * progress))
             for group in opt.param_groups:
                 group["lr"] = lr
-            logits = model(x)
-            loss = F.cross_entropy(logits, labels, label_smoothing=fcfg.label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            logits, loss = T.train_step(model, opt, x, labels, fcfg.label_smoothing, bf16=False)
             ema.update(model, step + 10_000)  # past the warm-up: average from the start at full decay
             step += 1
             seen += len(labels)

@@ -25,7 +25,7 @@ import torch  # noqa: E402
 
 from common import machine_info  # noqa: E402
 from digitlens import nets  # noqa: E402
-from digitlens.train import LAYOUT, TrainConfig, make_optimizer, train_step, use_bf16  # noqa: E402
+from digitlens.train import LAYOUT, TrainConfig, fast_layout, make_optimizer, train_step, use_bf16  # noqa: E402
 
 
 def main() -> int:
@@ -48,12 +48,12 @@ def main() -> int:
             if layout == "nhwc":
                 model.to(memory_format=LAYOUT)
             opt = make_optimizer(cfg, model)
-            inp = x.contiguous(memory_format=LAYOUT) if layout == "nhwc" else x
+            inp = fast_layout(x) if layout == "nhwc" else x
             variants[f"{layout}-{amp}"] = (model, opt, inp, amp == "bf16", [])
     y = torch.randint(0, len(spec.classes), (args.batch,))
 
     def step(model, opt, inp, bf16):
-        train_step(model, opt, inp, y, cfg, bf16)
+        train_step(model, opt, inp, y, cfg.label_smoothing, bf16)
 
     for model, opt, inp, bf16, _ in variants.values():  # warm-up: oneDNN picks and caches its kernels
         for _ in range(5):

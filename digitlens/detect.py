@@ -328,23 +328,30 @@ def surroundings(grey: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, i
     return ink, median_u8(a), median_u8(b)
 
 
-def is_writing(grey: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int], cfg: DetectConfig,
-               holes: Holes | None | bool = False) -> bool:
-    """Ink (dark on light; pass an inverted grey for light ink) with the same surface on both sides, and
-    clearly darker than that surface. Rejects the rims of pages, desks and shadows (one side much darker
-    than the other) and slivers of paper between bold letters taken for light ink. `holes`: the mask's, when
-    known (see loop_brightness)."""
+def not_writing(grey: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int], cfg: DetectConfig,
+                holes: Holes | None | bool = False) -> str | None:
+    """Why the region is no writing, or None when it is. Writing is ink (dark on light; pass an inverted grey for
+    light ink) with the same surface on both sides ("edge": the rim of a page, a desk or a shadow, one side much
+    darker than the other), clearly darker than that surface ("faint": a sliver of paper between bold letters
+    taken for light ink), whose loops show the paper ("dark loops": the rim of a blot, or of a stroke wider than
+    half the paper window, see DetectConfig.fill_dark_loops). `holes`: the mask's, when known (loop_brightness)."""
     stats = surroundings(grey, mask, box)
     if stats is None:
-        return True  # too small or at the frame's edge to judge: the other filters and the classifier decide
+        return None  # too small or at the frame's edge to judge: the other filters and the classifier decide
     ink, a, b = stats
     lo, hi = min(a, b), max(a, b)
     if lo < cfg.step_edge_ratio * max(hi, 1.0) and ink >= cfg.step_edge_ink_ratio * lo:
-        return False
+        return "edge"
     if ink > (1.0 - cfg.min_surround_contrast) * lo:
-        return False
+        return "faint"
     loop = loop_brightness(grey, mask, box, holes)
-    return loop is None or loop >= ink + cfg.loop_paper_frac * (lo - ink)
+    return None if loop is None or loop >= ink + cfg.loop_paper_frac * (lo - ink) else "dark loops"
+
+
+def too_thick(mask: np.ndarray, cfg: DetectConfig) -> bool:
+    """A blot or a shadow, not a pen stroke: its mean stroke, less the camera's blur, is over max_stroke_frac of
+    the region's longer side."""
+    return (stroke_width(mask) - cfg.stroke_blur_px) / max(mask.shape) > cfg.max_stroke_frac
 
 
 def loop_brightness(grey: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int],
@@ -484,7 +491,7 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
     # Size and shape of all merged regions at once: only the survivors reach the per-region tests below.
     x0s, y0s, bws, bhs, areas = boxes.T
     fits = (bhs >= cfg.min_height_px) & (areas >= cfg.min_area_px) & ~_not_writing_shape(boxes[:, :4], (h, w), cfg)
-    ink_grey = None if grey is None else grey if polarity == "dark" else cv2.bitwise_not(grey)  # is_writing wants dark ink
+    ink_grey = None if grey is None else grey if polarity == "dark" else cv2.bitwise_not(grey)  # not_writing wants dark ink
     out: list[Candidate] = []
     for k in np.flatnonzero(fits):
         group = groups[k]
@@ -495,33 +502,23 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
             if surface < cfg.dark_min_background if polarity == "dark" else surface > cfg.light_max_background:
                 continue
         crop, holes = fill_pinholes_holes(_members(labels[y0:y1, x0:x1], ids[group]), cfg)
-        if (stroke_width(crop) - cfg.stroke_blur_px) / max(crop.shape) > cfg.max_stroke_frac:
+        if too_thick(crop, cfg):
             continue
-        if ink_grey is not None and not is_writing(ink_grey, crop, (x0, y0, bw, bh), cfg, holes):
-            solid = _ink_filled(ink_grey, crop, (x0, y0, bw, bh), cfg, holes) if cfg.fill_dark_loops else None
-            if solid is None:
+        why = None if ink_grey is None else not_writing(ink_grey, crop, (x0, y0, bw, bh), cfg, holes)
+        if why == "dark loops" and cfg.fill_dark_loops:
+            # The rim of something dark inside: a blot, or the core of a stroke wider than half the paper window
+            # (a marker digit held close to the camera). Filled, the stroke is writing; the blot is too thick.
+            labels_h, _, inner = holes
+            crop = (crop | inner[labels_h]).astype(np.uint8)
+            if too_thick(crop, cfg):
                 continue
-            crop = solid
+        elif why is not None:
+            continue
         out.append(Candidate((x0, y0, bw, bh), crop, polarity))
     if len(out) > cfg.max_candidates:
         out.sort(key=lambda c: -int(c.mask.sum()))
         out = out[:cfg.max_candidates]
     return out
-
-
-def _ink_filled(grey: np.ndarray, mask: np.ndarray, box: tuple[int, int, int, int], cfg: DetectConfig,
-                holes: Holes | None) -> np.ndarray | None:
-    """A region refused only for its loops being as dark as its ink (see is_writing) is the rim of something dark
-    inside: a blot, or the core of a stroke wider than the paper window's half (a marker digit held close to the
-    camera). Its loops filled, it is writing when it is then drawn in strokes (DetectConfig.max_stroke_frac), and
-    passes the other tests of is_writing: the mask, filled; otherwise None. (See DetectConfig.fill_dark_loops.)"""
-    if holes is None or not is_writing(grey, mask, box, cfg, None):
-        return None
-    labels, _, inner = holes
-    solid = (mask | inner[labels]).astype(np.uint8)
-    if (stroke_width(solid) - cfg.stroke_blur_px) / max(solid.shape) > cfg.max_stroke_frac:
-        return None  # a blot
-    return solid
 
 
 def _touches(c: Candidate, o: Candidate) -> bool:
@@ -607,7 +604,8 @@ def candidates_and_grey(image: np.ndarray, cfg: DetectConfig = DetectConfig()
                 continue  # no board-dark surface in the frame: chalk cannot be there, skip its work
             if cfg.board_kernel_frac:
                 view = view or coarse_view(grey, cfg)
-                board = background(view[0], replace(view[2], background_kernel_frac=cfg.board_kernel_frac))
+                small, _, wide, _ = view
+                board = background(small, replace(wide, background_kernel_frac=cfg.board_kernel_frac))
                 if not _has_board(board[::4, ::4], cfg):
                     continue  # dark only under thick strokes, for the fine window: no board
         contrast = ink_contrast(grey, bg, polarity == "light")

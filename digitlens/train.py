@@ -241,13 +241,14 @@ def calibration_set(x_ho: np.ndarray, y_ho: np.ndarray, seed: int) -> tuple[np.n
 
 
 def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, labels: torch.Tensor,
-               cfg: TrainConfig, bf16: bool) -> tuple[torch.Tensor, torch.Tensor]:
+               label_smoothing: float, bf16: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimisation step: the forward pass (under bf16 autocast when `bf16`), label-smoothed cross-entropy in
-    fp32, backward and the optimiser's step. Returns the logits and the loss. Training and
-    benchmarks/train_step.py both run it, so the benchmark times the step that training takes."""
+    fp32, backward and the optimiser's step. Returns the logits and the loss. Training, fine-tuning
+    (benchmarks/finetune.py, in fp32) and benchmarks/train_step.py all run it, so the benchmark times the step
+    that training takes."""
     with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
         logits = model(x)
-    loss = F.cross_entropy(logits.float(), labels, label_smoothing=cfg.label_smoothing)
+    loss = F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -366,7 +367,7 @@ def train(mnist: Mnist, cfg: TrainConfig, out_dir: Path, resume: bool = False,
             x, labels = fast_layout(x), labels.to(device)
             for group in opt.param_groups:
                 group["lr"] = lr_at(cfg, state.step, steps_per_epoch)
-            logits, loss = train_step(model, opt, x, labels, cfg, bf16)
+            logits, loss = train_step(model, opt, x, labels, cfg.label_smoothing, bf16)
             if ema:
                 ema.update(model, state.step)
             state.step += 1

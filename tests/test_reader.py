@@ -937,8 +937,45 @@ def test_two_touching_digits_are_cut_where_the_classifier_reads_both(core_reader
     cands, _ = detect.find_candidates(page)
     assert len(cands) == 1
     assert core_reader.read(page).text == text
-    one_cut = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(two_way_cuts=1)))
+    one_cut = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(two_way_cuts=1, cut_reach=0)))
     assert one_cut.read(page).text != text
+
+
+@pytest.mark.parametrize("text,offset,overlap", [("70", 8, 14), ("27", 7, 10), ("79", 0, 10), ("37", 4, 14)])
+def test_digits_written_overlapping_are_cut_along_the_paper_between_them(core_reader, core_mnist, text, offset,
+                                                                          overlap):
+    """Where two digits overlap in x no column parts them: the cut is also tried along the path of least ink near
+    the column (detect.cut_path). With straight columns only, these pairs are not read."""
+    page = paper()
+    first, second = pick(core_mnist, text, offset)
+    (x, _, w, _), = write_digits(page, [first], 250, 200, 60)
+    write_digits(page, [second], x + w - overlap, 200, 60)
+    cands, _ = detect.find_candidates(page)
+    assert len(cands) == 1
+    assert core_reader.read(page).text == text
+    straight = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(cut_reach=0)))
+    assert straight.read(page).text != text
+
+
+def test_cut_path_winds_through_the_paper_and_stays_straight_on_a_clean_column():
+    mask = np.zeros((40, 60), np.uint8)
+    mask[5:35, 10:14] = 1  # a left stroke whose foot runs under its neighbour ...
+    mask[31:35, 10:40] = 1
+    mask[5:28, 30:34] = 1  # ... a right stroke above that foot
+    mask[5:9, 30:50] = 1
+    path = detect.cut_path(mask, 30, 10)
+    assert mask[:, 30].any()  # a straight cut at column 30 crosses ink; the path crosses only the foot, once
+    assert int(mask[np.arange(40), path].sum()) <= 4
+    left, right = detect.split_mask(mask, [30], 10)
+    assert left[0] == 10 and left[1][5:28, 20:].sum() == 0  # the right stroke is wholly in the right part
+    assert right[0] >= 24 and right[1][5:28].sum() == mask[5:28, 30:50].sum()
+    clean = np.zeros((40, 60), np.uint8)
+    clean[5:35, 10:20] = 1
+    clean[5:35, 40:50] = 1
+    assert set(detect.cut_path(clean, 30, 10)) == {30}  # nothing to avoid: straight down the column
+    def ink_from(parts):
+        return [dx + int(np.flatnonzero(sub.any(axis=0))[0]) for dx, sub in parts]
+    assert ink_from(detect.split_mask(clean, [30], 10)) == ink_from(detect.split_mask(clean, [30])) == [10, 40]
 
 
 def test_two_way_cuts_are_the_cheapest_columns_apart_within_the_band():

@@ -34,6 +34,12 @@ class DetectConfig:
     # tilted by perspective (up to ~5 degrees over the run length) still hold a straight run
     line_span_frac: float = 0.4  # ... and only lines spanning 40% of the frame count (a drawn box's side is writing)
     line_max_thickness_px: int = 3  # at half resolution: ruled lines are at most ~6 px thick in a frame
+    line_max_pool: bool = True  # lines are searched in a half-resolution mask where each 2x2 block with ink is ink
+    # (False: every other pixel, which broke a line 1 px thin and tilted a little into dashes, and left it) ...
+    line_bridge_px: int = 13  # ... and strokes cut by a line are mended across gaps this long (the pooled line's
+    # band is wider; at 9, a margin line cut at every ruled line read as a column of 1s). Both together, dev
+    # scenes (training digits, seeds 7-10, 300 per kind): single digits +1/+1/+3/-1, numbers 0/+3/+1/+1, empty
+    # pages +1/0/+2/0
     min_height_px: int = 8  # smaller specks are noise at any distance
     min_area_px: int = 20
     max_height_frac: float = 0.9  # a region as tall as the frame is a page edge or a shadow
@@ -181,7 +187,10 @@ def remove_lines(mask: np.ndarray, cfg: DetectConfig) -> np.ndarray:
     """Subtract long horizontal and vertical runs (ruled and squared paper), then mend the strokes they cut.
     Lines are found at half resolution: they are long, so nothing is lost and it costs a quarter."""
     h, w = mask.shape
-    half = cv2.resize(mask, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_NEAREST)
+    # Every 2x2 block with ink is ink at half resolution: taking every other pixel alone broke a line one pixel
+    # thin, tilted a little, into dashes too short to be found
+    pooled = cv2.dilate(mask, np.ones((2, 2), np.uint8), anchor=(1, 1)) if cfg.line_max_pool else mask
+    half = cv2.resize(pooled, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_NEAREST)
     hl = max(8, int(cfg.line_length_frac * w / 2))
     vl = max(8, int(cfg.vline_length_frac * h / 2))
     d = 2 * cfg.line_slant_px + 1
@@ -204,8 +213,9 @@ def remove_lines(mask: np.ndarray, cfg: DetectConfig) -> np.ndarray:
     lines = cv2.resize(cv2.dilate(lines, np.ones((3, 3), np.uint8)), (w, h), interpolation=cv2.INTER_NEAREST)
     cleaned = cv2.bitwise_and(mask, cv2.subtract(1, lines))
     # A stroke crossing a line was cut: bridge the cut vertically (or horizontally) inside the line's band only.
-    bridge = cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 9)))
-    bridge = cv2.bitwise_or(bridge, cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (9, 1))))
+    b = cfg.line_bridge_px
+    bridge = cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, b)))
+    bridge = cv2.bitwise_or(bridge, cv2.morphologyEx(cleaned, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (b, 1))))
     return cv2.bitwise_or(cleaned, cv2.bitwise_and(bridge, lines))
 
 

@@ -97,6 +97,21 @@ def test_normalise_never_fails_on_odd_masks():
         assert normalise_mask(mask).shape == (28, 28)
 
 
+def test_remove_lines_finds_ruled_lines_one_pixel_thin_and_tilted():
+    """Lines are searched at half resolution. Taking every other pixel there broke a line 1 px thin, tilted by a
+    degree or two, into dashes too short to be a line; each 2x2 block with ink is ink (line_max_pool)."""
+    mask = np.zeros((480, 640), np.uint8)
+    for y in range(30, 480, 40):
+        cv2.line(mask, (0, y), (639, y + 16), 1, 1)  # ~1.4 degrees
+    cv2.line(mask, (300, 215), (300, 262), 1, 3)  # a stroke crossing a line
+    lines = mask.sum() - mask[215:263, 299:302].sum()
+    cleaned = detect.remove_lines(mask, detect.DetectConfig())
+    assert cleaned.sum() - cleaned[215:263, 299:302].sum() < 0.05 * lines
+    assert cleaned[215:263, 299:302].all()  # the stroke is whole: cut by the lines, then mended
+    unpooled = detect.remove_lines(mask, detect.DetectConfig(line_max_pool=False))
+    assert unpooled.sum() - unpooled[215:263, 299:302].sum() > 0.5 * lines
+
+
 def test_split_points_cut_between_touching_digits():
     mask = np.zeros((40, 60), np.uint8)
     cv2.circle(mask, (15, 20), 12, 1, 3)

@@ -112,6 +112,34 @@ def test_remove_lines_finds_ruled_lines_one_pixel_thin_and_tilted():
     assert unpooled.sum() - unpooled[215:263, 299:302].sum() > 0.5 * lines
 
 
+def test_a_piece_of_a_longer_line_is_no_candidate_but_a_written_1_is(core_reader, core_mnist):
+    """A thin upright region whose stroke runs on, straight, in the ink before line removal is a piece of a longer
+    line (a margin line cut where ruled lines crossed it), and no "1" (detect.continues_as_line). A 1 ends in
+    paper: one written across a ruled line, beside a margin line, is still read."""
+    cfg = detect.DetectConfig()
+    ink = np.zeros((480, 640), np.uint8)
+    cv2.line(ink, (80, 0), (130, 479), 1, 3)  # a margin line, tilted ~6 degrees
+    ink[200:205, :] = 1  # a ruled line
+    piece_mask = np.zeros((80, 12), np.uint8)
+    ys = np.arange(80)
+    xs = np.round(80 + (100 + ys) * 50 / 479).astype(int) - 85  # the margin line's pixels in rows 100..179
+    for dx in (-1, 0, 1):
+        piece_mask[ys, np.clip(xs + dx, 0, 11)] = 1
+    piece = detect.Candidate((85, 100, 12, 80), piece_mask, "dark")
+    assert detect.continues_as_line(piece, ink, cfg)
+    one = np.zeros((80, 12), np.uint8)
+    one[:, 5:8] = 1
+    ink[170:250, 400:412] |= one  # a 1 written across the ruled line: paper past both its ends
+    assert not detect.continues_as_line(detect.Candidate((400, 170, 12, 80), one, "dark"), ink, cfg)
+    page = paper(gradient=False)
+    for y in range(60, 480, 60):
+        cv2.line(page, (0, y), (639, y), (200, 170, 150), 2)
+    cv2.line(page, (70, 0), (140, 479), (90, 90, 200), 3)
+    write_digits(page, pick(core_mnist, "1"), 300, 150, 70)
+    write_digits(page, pick(core_mnist, "41", 3), 400, 280, 70)
+    assert core_reader.read(page).text == "1 41"
+
+
 def test_split_points_cut_between_touching_digits():
     mask = np.zeros((40, 60), np.uint8)
     cv2.circle(mask, (15, 20), 12, 1, 3)

@@ -140,6 +140,18 @@ def test_a_piece_of_a_longer_line_is_no_candidate_but_a_written_1_is(core_reader
     assert core_reader.read(page).text == "1 41"
 
 
+def test_faint_chalk_on_a_very_dark_board_is_read(core_reader, core_mnist):
+    """Chalk 45 grey levels over a board at 25 rises 20% of the headroom above the board (255 - 25), under the
+    strong-ink threshold, though as plain to see as ink 45 levels under paper. Its contrast is measured against
+    at most light_headroom (180) of that headroom."""
+    page = paper(level=25, gradient=False)
+    write_digits(page, pick(core_mnist, "3", 2), 200, 150, 90, ink=70)
+    write_digits(page, pick(core_mnist, "47", 5), 350, 180, 80, ink=70)
+    assert core_reader.read(page).text == "3 47"
+    whole = Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(light_headroom=255)))
+    assert whole.read(page).text == ""
+
+
 def test_split_points_cut_between_touching_digits():
     mask = np.zeros((40, 60), np.uint8)
     cv2.circle(mask, (15, 20), 12, 1, 3)

@@ -744,7 +744,7 @@ def coarse_candidates(grey: np.ndarray, found: list[Candidate], strongs: dict[st
     for polarity in strongs:
         if polarity == "light" and not _has_board(bg[::4, ::4], cfg):
             continue
-        contrast = ink_contrast(small, bg, polarity == "light")
+        contrast = ink_contrast(small, bg, polarity == "light", cfg.light_headroom)
         weak, strong = thresholds(contrast, wide)
         if cv2.countNonZero(strong) < cfg.min_area_px:
             continue

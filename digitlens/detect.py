@@ -41,10 +41,12 @@ class DetectConfig:
     line_max_thickness_px: int = 3  # at half resolution: ruled lines are at most ~6 px thick in a frame
     line_max_pool: bool = True  # lines are searched in a half-resolution mask where each 2x2 block with ink is ink
     # (False: every other pixel, which broke a line 1 px thin and tilted a little into dashes, and left it) ...
-    line_bridge_px: int = 13  # ... and strokes cut by a line are mended across gaps this long (the pooled line's
-    # band is wider; at 9, a margin line cut at every ruled line read as a column of 1s). Both together, dev
-    # scenes (training digits, seeds 7-10, 300 per kind): single digits +1/+1/+3/-1, numbers 0/+3/+1/+1, empty
-    # pages +1/0/+2/0
+    line_bridge_px: int = 9  # ... and strokes cut by a line are mended across gaps this long. Pooling, with the
+    # bridge at 13 px, dev scenes (training digits, seeds 7-10, 300 per kind): single digits +1/+1/+3/-1, numbers
+    # 0/+3/+1/+1, empty pages +1/0/+2/0. 13 px stopped a margin line cut at every ruled line reading as a column
+    # of 1s, which line_piece_reach below now does; at 9 px (seeds 8, 9) single digits +1/-1, numbers +1/-2,
+    # empty pages -1/0 against 13, and Hershey-font digits held close to the camera (other_hand's compositor,
+    # seed 8) huge 84 -> 90, hugemarker 80 -> 86 of 100
     line_piece_reach: float = 0.5  # a thin upright region whose stroke runs on straight in the ink before line
     line_piece_cover: float = 0.8  # removal (this much of its axis covered, up to line_piece_reach x its height
     line_piece_max_aspect: float = 0.3  # past an end) is a piece of a longer line, no "1" (see continues_as_line;

@@ -462,23 +462,23 @@ class Recognizer:
         h, w = mask.shape
         est = int(round(w / (cc.split_width_per_digit * h)))
         hyps = []
-        ways: list[tuple[list[int], float]] = []  # (cut columns, how sure each part must at least be)
+        ways: list[tuple[list[int], float, int]] = []  # (cut columns, how sure each part must at least be, reach)
         for parts in sorted({max(2, est), max(2, est + 1), max(2, est - 1)}):
             if not lo <= parts <= hi:
                 continue
-            ways.append((detect.split_points(mask, parts), 0.0))
+            ways.append((detect.split_points(mask, parts), 0.0, 0))
             if parts == 2 and cc.two_way_cuts > 1:
-                ways += [([x], cc.other_cut_min_confidence) for x in detect.two_way_cuts(mask, cc.two_way_cuts)
+                ways += [([x], cc.other_cut_min_confidence, 0) for x in detect.two_way_cuts(mask, cc.two_way_cuts)
                          if [x] != ways[-1][0]]
         if cc.cut_reach and h <= cc.cut_max_px:
-            # the same cuts along the paper between the digits, where it winds (two digits written overlapping)
+            # Where a column crosses ink, the same cuts along the paper between the digits, where it winds (two
+            # digits written overlapping), each part as sure as at another column than split_points'
             reach = max(1, int(cc.cut_reach * h))
-            # (where a column crosses ink), each part as sure as at another column than split_points'
-            ways += [(cuts, cc.other_cut_min_confidence, reach) for cuts, least in ways if cuts and any(
-                mask[:, c].any() for c in cuts)]
-        for cuts, least, *reach in ways:
+            ways += [(cuts, cc.other_cut_min_confidence, reach) for cuts, _, _ in ways
+                     if cuts and any(mask[:, c].any() for c in cuts)]
+        for cuts, least, reach in ways:
             parts = len(cuts) + 1
-            pieces = detect.split_mask(mask, cuts, *reach) if cuts else []
+            pieces = detect.split_mask(mask, cuts, reach) if cuts else []
             if len(pieces) != parts:
                 continue
             boxes = []

@@ -53,6 +53,8 @@ class DetectConfig:
     # reach 0: never). Dev scenes (training digits, seeds 7-10, 300 per kind): empty pages 0/+4/0/+3, single
     # digits 0/0/+1/+3, numbers -1/+1/+1/+1 (the one lost: a 7 joined to a line); other_hand's compositor with
     # training digits (seed 8, 10 categories) unchanged; no cost a 1280x720 photo
+    line_piece_gap: float = 0.1  # (the axis is looked at from this x its height past the end ...)
+    line_piece_min_height_px: int = 32  # (... of regions at least this tall: a shorter one is judged by its shape)
     min_height_px: int = 8  # smaller specks are noise at any distance
     min_area_px: int = 20
     max_height_frac: float = 0.9  # a region as tall as the frame is a page edge or a shadow
@@ -561,12 +563,12 @@ def _touches(c: Candidate, o: Candidate) -> bool:
 
 def continues_as_line(c: Candidate, ink: np.ndarray, cfg: DetectConfig) -> bool:
     """A thin, upright candidate (a "1") whose stroke runs on, straight, beyond one of its ends in `ink` (the mask
-    before line removal): ink covers at least line_piece_cover of its axis from 0.1 to line_piece_reach of its
-    height past that end. It is a piece of a longer line (a margin line cut where ruled lines crossed it, the side
+    before line removal): ink covers at least line_piece_cover of its axis from line_piece_gap to line_piece_reach
+    of its height past that end. It is a piece of a longer line (a margin line cut where ruled lines crossed it, the side
     of a drawn box), not a stroke of its own; a 1 ends in paper, even on ruled paper (the line it may cross is
     crossed, not followed)."""
     x, y, w, h = c.box
-    if w > cfg.line_piece_max_aspect * h or h < 4 * cfg.min_height_px:
+    if w > cfg.line_piece_max_aspect * h or h < cfg.line_piece_min_height_px:
         return False
     rows = np.flatnonzero(c.mask.any(axis=1))
     band = max(2, h // 8)
@@ -574,12 +576,12 @@ def continues_as_line(c: Candidate, ink: np.ndarray, cfg: DetectConfig) -> bool:
     xt = x + float(np.nonzero(c.mask[top])[1].mean())
     xb = x + float(np.nonzero(c.mask[bottom])[1].mean())
     yt, yb = y + float(top.mean()), y + float(bottom.mean())
-    dx, dy = (xb - xt) / max(1.0, yb - yt), 1.0  # x per row along the stroke
+    dx = (xb - xt) / max(1.0, yb - yt)  # x per row along the stroke
     H, W = ink.shape
     grown = None
     for sign, (x0, y0) in ((-1, (xt, yt)), (1, (xb, yb))):
-        t = np.arange(0.1 * h, cfg.line_piece_reach * h) * sign
-        ys = np.round(y0 + t * dy).astype(np.int64)
+        t = np.arange(cfg.line_piece_gap * h, cfg.line_piece_reach * h) * sign
+        ys = np.round(y0 + t).astype(np.int64)
         xs = np.round(x0 + t * dx).astype(np.int64)
         inside = (ys >= 0) & (ys < H) & (xs >= 0) & (xs < W)
         if inside.sum() < 0.5 * len(t):
@@ -902,8 +904,8 @@ def cut_path(mask: np.ndarray, x: int, reach: int) -> np.ndarray:
 
 
 def split_mask(mask: np.ndarray, cuts: list[int], reach: int = 0) -> list[tuple[int, np.ndarray]]:
-    """Cut a mask at columns (or, with `reach`, along the cut_path near each column); returns (x offset, sub-mask
-    trimmed to its ink) for each part with ink."""
+    """Cut a mask at columns (or, with `reach`, along the cut_path near each column); returns (x offset, sub-mask)
+    for each part with ink. The sub-mask spans the part's columns (along a path: trimmed to its ink's), all rows."""
     h, w = mask.shape
     if reach and cuts:
         paths = [np.full(h, 0)] + [cut_path(mask, c, reach) for c in cuts] + [np.full(h, w)]

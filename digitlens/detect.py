@@ -445,6 +445,21 @@ def finer_mask_at(grey: np.ndarray, cand: Candidate, zoom: int = 3) -> tuple[np.
     return (mask[by:by + bh, bx:bx + bw], (x0 * zoom + bx, y0 * zoom + by)) if bw and bh else None
 
 
+def grey_patch_at(grey: np.ndarray, cand: Candidate, pad_frac: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """The grey pixels around a candidate (padded by `pad_frac` x its height), ink darker than paper whatever its
+    polarity, and the candidate's mask placed in that patch: normalise.normalise_grey's input."""
+    x, y, w, h = cand.box
+    H, W = grey.shape
+    pad = max(2, int(pad_frac * h))
+    x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(W, x + w + pad), min(H, y + h + pad)
+    patch = grey[y0:y1, x0:x1]
+    if cand.polarity == "light":
+        patch = 255 - patch
+    own = np.zeros(patch.shape, np.uint8)
+    own[y - y0:y - y0 + h, x - x0:x - x0 + w] = cand.mask
+    return patch, own
+
+
 def _not_writing_shape(boxes: np.ndarray, frame: tuple[int, int], cfg: DetectConfig, piece: bool = False) -> np.ndarray:
     """Geometry alone says these regions (rows x, y, w, h) are not writing: too large, a rim or a cut-off edge,
     or (unless a region may still be a piece of a digit, like the flat bar of a 5) too flat."""

@@ -117,6 +117,45 @@ def normalise_mask(mask: np.ndarray, cfg: NormaliseConfig = NormaliseConfig()) -
     return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+def normalise_grey(patch: np.ndarray, own: np.ndarray, cfg: NormaliseConfig = NormaliseConfig(),
+                   reach: float = 0.15) -> np.ndarray:
+    """A candidate read from its grey pixels rather than its binary mask -> (28, 28) uint8, MNIST-style.
+
+    `patch` is the grey image around the candidate, ink darker than paper (invert a chalk board first); `own`
+    (same shape, nonzero where the candidate's mask is) says which ink is its. Ink is measured as darkness
+    between the paper's level (the median outside the mask grown by `reach` x its height) and the ink's (the
+    10th percentile inside the mask), so a blurred stroke keeps its soft edges and a faint one its shape,
+    as the grey NIST scans that MNIST was made from did; where binarising filled a blurred digit's loops or
+    dropped a faint stroke, these pixels still show them. Ink farther than `reach` x the height from the mask
+    (a neighbour, a ruled line running off) is faded out. The ink is then fitted into the 20x20 box and
+    centred by mass like normalise_mask's, without its stroke-width change (the strokes are not binary)."""
+    patch = np.asarray(patch, np.float32)
+    own = (np.asarray(own) > 0).astype(np.uint8)
+    if patch.shape != own.shape or patch.ndim != 2:
+        raise ValueError(f"patch and own must be 2-D of one shape, got {patch.shape} and {own.shape}")
+    bounds = ink_bounds(own)
+    if bounds is None:
+        return np.zeros((cfg.field, cfg.field), np.uint8)
+    r = max(1, int(round(reach * bounds[3])))
+    near = cv2.dilate(own, _disk(r))
+    outside = patch[near == 0]
+    paper = float(np.median(outside)) if outside.size >= 16 else float(np.percentile(patch, 90))
+    ink_level = float(np.percentile(patch[own > 0], 10))
+    ink = np.clip((paper - patch) / max(paper - ink_level, 1.0), 0.0, 1.0)
+    ink *= cv2.GaussianBlur(near.astype(np.float32), (0, 0), max(0.5, r / 2))
+    bounds = ink_bounds((ink > 0.25).astype(np.uint8))
+    if bounds is None:
+        return np.zeros((cfg.field, cfg.field), np.uint8)
+    x, y, w, h = bounds
+    scale = cfg.box / max(h, w)
+    nh = max(int(round(cfg.min_side_frac * cfg.box)), int(round(h * scale)), 1)
+    nw = max(int(round(cfg.min_side_frac * cfg.box)), int(round(w * scale)), 1)
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    small = cv2.resize(ink[y:y + h, x:x + w], (nw, nh), interpolation=interp)
+    out = centre_by_mass(small, cfg)
+    return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
 def normalise_batch(masks: list[np.ndarray], cfg: NormaliseConfig = NormaliseConfig()) -> np.ndarray:
     """Many candidates at once -> (N, 28, 28) uint8."""
     out = np.zeros((len(masks), cfg.field, cfg.field), np.uint8)

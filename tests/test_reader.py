@@ -799,6 +799,25 @@ def test_a_bold_digit_beside_a_sure_one_is_read_again_from_an_otsu_mask(core_rea
         assert never_sure.read(alone).text == ""
 
 
+def test_a_blurred_digit_beside_a_sure_one_is_read_again_from_its_grey_pixels(core_reader, core_mnist):
+    """A bold digit blurred so much that both its first mask and its Otsu mask are blobs stands beside a sure
+    digit: the second look reads it from its grey pixels (normalise_grey), where its loops still show as paler
+    ink. Alone, with no sure digit to vouch for it, it is not read from grey, and reads as before."""
+    page = paper(gradient=False)
+    five, eight = pick(core_mnist, "58", 2)
+    write_digits(page, [five], 200, 200, 50)
+    blob = paper(gradient=False)
+    write_digits(blob, [cv2.dilate(eight, np.ones((3, 3), np.uint8))], 262, 200, 50)
+    blob = cv2.GaussianBlur(blob, (0, 0), 4.0)
+    page[:, 258:340] = blob[:, 258:340]
+    no_grey = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(grey_rereads=False)))
+    assert core_reader.read(page).text == "58"
+    assert no_grey.read(page).text == ""  # the blob is rejected, and with it the 5 (a "word" of a digit and a reject)
+    alone = paper(gradient=False)
+    alone[:, 258:340] = blob[:, 258:340]
+    assert core_reader.read(alone).text == no_grey.read(alone).text
+
+
 def test_two_narrow_touching_digits_beside_a_sure_one_are_cut_by_the_second_look(core_reader, core_mnist):
     """A 1 touching a 4 is about as wide as tall: too narrow for the first look's cuts (ClassifyConfig.split_aspect,
     which keeps an H or a U whole). Beside a sure digit of a number, the second look cuts it."""

@@ -692,10 +692,12 @@ def test_paper_in_the_loop_of_a_marker_digit_is_no_chalk(core_reader, core_mnist
     assert core_reader.read(page).text == "6"
 
 
-def test_a_digit_near_the_frame_edge_is_read_but_a_page_edge_is_not(core_reader, core_mnist):
-    """A page edge runs out of the frame; a digit held close to the camera may come within a few pixels of it."""
+@pytest.mark.parametrize("x", [6, 3, 2])
+def test_a_digit_near_the_frame_edge_is_read_but_a_page_edge_is_not(core_reader, core_mnist, x):
+    """A page edge runs out of the frame; a digit held close to the camera may come within a pixel or two of it
+    (DetectConfig.border_margin_frac)."""
     page = paper(gradient=False, level=215, seed=7)
-    write_digits(page, pick(core_mnist, "4", 1), 6, 130, 220, ink=30)  # taller than 35% of the frame
+    write_digits(page, pick(core_mnist, "4", 1), x, 130, 220, ink=30)  # taller than 35% of the frame
     assert core_reader.read(page).text == "4"
     edge = paper(gradient=False, level=215, seed=7)
     edge[:, :40] = 60  # a dark desk beyond the page's left edge, out of the frame
@@ -715,7 +717,8 @@ def test_a_small_bold_digit_is_a_stroke_and_small_blots_are_no_digits(core_reade
     cfg = detect.DetectConfig()
     (four,) = [c for c in detect.find_candidates(page, cfg)[0] if 280 <= c.box[0] <= 320]
     assert 14 <= four.box[3] <= 24  # the 4 itself
-    assert not any(280 <= c.box[0] <= 320 for c in detect.find_candidates(page, replace(cfg, stroke_blur_px=0.0))[0])
+    no_blur = replace(cfg, stroke_blur_px=0.0, fine_thick_below_px=0)  # (its finer mask would pass it too)
+    assert not any(280 <= c.box[0] <= 320 for c in detect.find_candidates(page, no_blur)[0])
     assert core_reader.read(page).text == "4"
 
 
@@ -732,6 +735,20 @@ def _sign_digit(text: str, rel_thick: float, height: int) -> np.ndarray:
     m = m[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
     w = int(m.shape[1] * height / m.shape[0])
     return cv2.resize(m, (w, height), interpolation=cv2.INTER_AREA).astype(np.float32) / 255
+
+
+@pytest.mark.parametrize("text,rel_thick,height", [("0", 0.12, 20), ("0", 0.2, 24), ("8", 0.16, 16)])
+def test_a_small_printed_0_or_8_whose_loops_fill_is_no_blot(core_reader, text, rel_thick, height):
+    """Binarised at its own size, a printed 0 or 8 about 20 px tall fills its loops and is as thick as a blot for
+    its size. Its finer mask (3x) shows the loops, and it is read (DetectConfig.fine_thick_below_px); the blots of
+    the test above stay no digits with it."""
+    page = np.full((480, 640), 225, np.float32)
+    glyph = _sign_digit(text, rel_thick, height)
+    page[230:230 + height, 300:300 + glyph.shape[1]] = 225 * (1 - glyph) + 40 * glyph
+    page = cv2.GaussianBlur(page, (0, 0), 1.2).astype(np.uint8)
+    assert core_reader.read(page).text == text
+    judged_at_own_size = ReaderConfig(detect=detect.DetectConfig(fine_thick_below_px=0))
+    assert Recognizer(core_reader.model, judged_at_own_size).read(page).text == ""
 
 
 @pytest.mark.parametrize("digit", ["6", "9", "2"])

@@ -563,8 +563,9 @@ class Recognizer:
                     beside: bool, grey: np.ndarray, options: list[list[_Hypothesis]], crops: list[np.ndarray],
                     base: int) -> None:
         """The second look's hypotheses for weak candidate i, added to options[i], their crops to `crops` (whose
-        rows start at `base` in the probability batch): a reread from an Otsu mask, and, beside a sure digit,
-        cuts into touching digits (see ClassifyConfig.second_look). A reread already made (a lone one, in the first
+        rows start at `base` in the probability batch): a reread from an Otsu mask, and, beside a sure digit, a
+        reread from its grey pixels (ClassifyConfig.grey_rereads) and cuts into touching digits (see
+        ClassifyConfig.second_look). A reread already made (a lone one, in the first
         round) is not made again: beside a digit it need only be as sure as a first reading."""
         cc = self.config.classify
         mask, origin, zoom = source

@@ -440,17 +440,9 @@ def finer_mask(grey: np.ndarray, cand: Candidate, zoom: int = 3) -> np.ndarray |
 
 def finer_mask_at(grey: np.ndarray, cand: Candidate, zoom: int = 3) -> tuple[np.ndarray, tuple[int, int]] | None:
     """finer_mask, and where its top-left pixel lies in the frame at `zoom` x (frame pixels = that / zoom)."""
-    x, y, w, h = cand.box
-    H, W = grey.shape
-    pad = max(2, h // 6)
-    x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(W, x + w + pad), min(H, y + h + pad)
-    patch = grey[y0:y1, x0:x1]
-    if cand.polarity == "light":
-        patch = 255 - patch
-    big = cv2.resize(patch, ((x1 - x0) * zoom, (y1 - y0) * zoom), interpolation=cv2.INTER_CUBIC)
+    patch, own, (x0, y0) = _patch_at(grey, cand, max(2, cand.box[3] // 6))
+    big = cv2.resize(patch, (patch.shape[1] * zoom, patch.shape[0] * zoom), interpolation=cv2.INTER_CUBIC)
     _, ink = cv2.threshold(big, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
-    own = np.zeros(patch.shape, np.uint8)
-    own[y - y0:y - y0 + h, x - x0:x - x0 + w] = cand.mask
     own = cv2.resize(own, (big.shape[1], big.shape[0]), interpolation=cv2.INTER_NEAREST)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(ink, connectivity=8)
     if n <= 1:
@@ -464,18 +456,24 @@ def finer_mask_at(grey: np.ndarray, cand: Candidate, zoom: int = 3) -> tuple[np.
     return (mask[by:by + bh, bx:bx + bw], (x0 * zoom + bx, y0 * zoom + by)) if bw and bh else None
 
 
-def grey_patch_at(grey: np.ndarray, cand: Candidate, pad_frac: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
-    """The grey pixels around a candidate (padded by `pad_frac` x its height), ink darker than paper whatever its
-    polarity, and the candidate's mask placed in that patch: normalise.normalise_grey's input."""
+def _patch_at(grey: np.ndarray, cand: Candidate, pad: int) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+    """The grey pixels around a candidate, `pad` px either side and clipped to the frame, ink darker than paper
+    whatever its polarity; the candidate's mask placed in that patch; and the patch's top-left pixel."""
     x, y, w, h = cand.box
     H, W = grey.shape
-    pad = max(2, int(pad_frac * h))
     x0, y0, x1, y1 = max(0, x - pad), max(0, y - pad), min(W, x + w + pad), min(H, y + h + pad)
     patch = grey[y0:y1, x0:x1]
     if cand.polarity == "light":
         patch = 255 - patch
     own = np.zeros(patch.shape, np.uint8)
     own[y - y0:y - y0 + h, x - x0:x - x0 + w] = cand.mask
+    return patch, own, (x0, y0)
+
+
+def grey_patch_at(grey: np.ndarray, cand: Candidate, pad_frac: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """The grey pixels around a candidate (padded by `pad_frac` x its height), ink darker than paper whatever its
+    polarity, and the candidate's mask placed in that patch: normalise.normalise_grey's input."""
+    patch, own, _ = _patch_at(grey, cand, max(2, int(pad_frac * cand.box[3])))
     return patch, own
 
 

@@ -107,12 +107,17 @@ def normalise_mask(mask: np.ndarray, cfg: NormaliseConfig = NormaliseConfig()) -
     if bounds is None:
         return np.zeros((cfg.field, cfg.field), np.uint8)
     x, y, w, h = bounds
-    big = big[y:y + h, x:x + w].astype(np.float32)
-    h, w = big.shape
+    return _box_and_centre(big[y:y + h, x:x + w].astype(np.float32), cfg, cv2.INTER_AREA)
+
+
+def _box_and_centre(ink: np.ndarray, cfg: NormaliseConfig, interpolation: int) -> np.ndarray:
+    """Float ink cropped to its bounds -> (28, 28) uint8: its longer side resized to the box (the shorter kept
+    at least min_side_frac of it), then centred by mass in the field."""
+    h, w = ink.shape
     scale = cfg.box / max(h, w)
     nh = max(int(round(cfg.min_side_frac * cfg.box)), int(round(h * scale)), 1)
     nw = max(int(round(cfg.min_side_frac * cfg.box)), int(round(w * scale)), 1)
-    small = cv2.resize(big, (nw, nh), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(ink, (nw, nh), interpolation=interpolation)
     out = centre_by_mass(small, cfg)
     return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
@@ -147,13 +152,7 @@ def normalise_grey(patch: np.ndarray, own: np.ndarray, cfg: NormaliseConfig = No
     if bounds is None:
         return np.zeros((cfg.field, cfg.field), np.uint8)
     x, y, w, h = bounds
-    scale = cfg.box / max(h, w)
-    nh = max(int(round(cfg.min_side_frac * cfg.box)), int(round(h * scale)), 1)
-    nw = max(int(round(cfg.min_side_frac * cfg.box)), int(round(w * scale)), 1)
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    small = cv2.resize(ink[y:y + h, x:x + w], (nw, nh), interpolation=interp)
-    out = centre_by_mass(small, cfg)
-    return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return _box_and_centre(ink[y:y + h, x:x + w], cfg, cv2.INTER_AREA if max(h, w) > cfg.box else cv2.INTER_LINEAR)
 
 
 def normalise_batch(masks: list[np.ndarray], cfg: NormaliseConfig = NormaliseConfig()) -> np.ndarray:

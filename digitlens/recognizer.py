@@ -338,7 +338,6 @@ class _Hypothesis:
     boxes: list[tuple[int, int, int, int]]  # processing pixels, one per row
     reread: bool = False  # the whole candidate read again from another mask (the second look), not a cut
     min_confidence: float = 0.0  # and it must be at least this sure (a lone reread, no sure digit beside it)
-    grey: bool = False  # a reread from the grey pixels (normalise_grey), not from a mask
 
 
 class Recognizer:
@@ -584,9 +583,9 @@ class Recognizer:
                                               min_confidence=0.0 if beside else cc.lone_reread_min_confidence))
         if not beside:
             return
-        if cc.grey_rereads and not any(h.grey for h in made):  # and from its grey pixels (normalise_grey)
+        if cc.grey_rereads:  # and from its grey pixels (normalise_grey); once, as the second round skips `looked`
             crops.append(normalise_grey(*detect.grey_patch_at(grey, cand), self.config.normalise, cc.grey_reach))
-            options[i].append(_Hypothesis([base + len(crops) - 1], [cand.box], reread=True, grey=True))
+            options[i].append(_Hypothesis([base + len(crops) - 1], [cand.box], reread=True))
         _, _, w, h = cand.box
         if cc.second_split_aspect * h < w <= cc.split_aspect * h:
             cuts = self._splits(mask, origin, zoom, crops)

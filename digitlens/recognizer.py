@@ -66,6 +66,9 @@ class ClassifyConfig:
     # drop_words): on dev scenes (seeds 7 and 8), one empty page of 600 more without a digit, numbers unchanged
     # A 0 is a smooth loop: one whose outline nearly fills its enclosing triangle or rectangle is a triangle or
     # a box (a road sign, a checkbox), not a digit. Below the least of the MNIST training 0s (1.29 and 1.19).
+    # Judged on the mask the candidate was read from: a small printed 0's own mask fills to a rounded box under
+    # blur, its finer mask stays a loop (other_hand's font compositor, seeds 8, 7: tiny 97 -> 98, 92 -> 95 of
+    # 100; its MNIST training digits and dev scenes, also shrunk to 0.45, identical)
     zero_min_triangle_fill: float = 1.25
     zero_min_rect_fill: float = 1.12
     # A candidate under 32 px tall is read from its grey patch binarised at 3x (detect.finer_mask): at its own
@@ -73,6 +76,12 @@ class ClassifyConfig:
     # digits (seed 7) shrunk to digits ~20 px tall: digit recall 73 -> 80%, empty pages 80 -> 86%.
     fine_below_px: int = 32
     fine_zoom: int = 3
+    fine_max_split_parts: int = 6  # ... and one so read, wider than split_aspect, is cut into up to 6 digits at
+    # once: blur joins a small number into one region, which the finer mask parts again (printed digits 16-24 px
+    # tall, other_hand's font compositor, seeds 8, 7: tiny 91 -> 97, 87 -> 92 of 100; webcam and noisy +1 and +2
+    # on seed 7; dev scenes shrunk to 0.45, seeds 8, 9: numbers +2, +4 of 300, single digits and empty pages the
+    # same; at full size identical). A wide region at full size stays at max_split_parts: there a run of more
+    # touching "digits" is far more often a word
     max_ones_run: int = 3  # a "number" of more 1s than this and nothing else is hatching, a fence, tally marks
     # or a barcode: parallel strokes, which photos are full of and people rarely write as "1111"
     # A second look at a candidate that is no sure digit but stands in a number beside one (see side_by_side:
@@ -332,6 +341,13 @@ def admit_neighbours(digits: list[Digit], unsure: Sequence[Digit], cfg: GroupCon
     return list(digits) + [unsure[u - len(digits)] for u in out[len(digits):]]
 
 
+def _read_from(candidates: Sequence[detect.Candidate], sources: Sequence[tuple[np.ndarray, tuple[int, int], int]]
+               ) -> list[np.ndarray]:
+    """Per candidate the mask it was read from: the finer mask of a small one (see ClassifyConfig.fine_below_px),
+    whose loops blur did not fill, else its own; unions of pieces, added after `sources`, their own."""
+    return [s[0] for s in sources] + [c.mask for c in candidates[len(sources):]]
+
+
 @dataclass
 class _Hypothesis:
     rows: list[int]  # rows of the probability batch, one per digit
@@ -432,7 +448,8 @@ class Recognizer:
             crops.append(normalise_mask(mask, cfg.normalise))
             if cand.box[2] > cfg.classify.split_aspect * cand.box[3]:
                 # cut the mask it was read from: a small run's own mask has the loops closed (blobs)
-                hyps += self._splits(mask, origin, zoom, crops)
+                hyps += self._splits(mask, origin, zoom, crops,
+                                     (2, cfg.classify.fine_max_split_parts) if zoom > 1 else None)
             options.append(hyps)
             sources.append((mask, origin, zoom))
         if timings is not None:
@@ -452,7 +469,7 @@ class Recognizer:
             candidates, options, probs = self._second_look(candidates, options, probs, grey, sources)
         t3 = time.perf_counter()
         timings["classify"] = (t3 - t2) * 1000
-        digits = self._decide(options, probs, scale, width, height, candidates)
+        digits = self._decide(options, probs, scale, width, height, candidates, _read_from(candidates, sources))
         ordered, numbers = drop_stroke_runs(*group_numbers(digits, cfg.group), cfg)
         t4 = time.perf_counter()
         timings["group"] = (t4 - t3) * 1000
@@ -507,7 +524,7 @@ class Recognizer:
         ClassifyConfig.second_look), classified in a second small batch. Returns the candidates (with unions of
         pieces added), their options and the probabilities, with the new ones added."""
         cc = self.config.classify
-        kinds = [self._outcome(hyps, probs, c.mask)[0] for hyps, c in zip(options, candidates)]
+        kinds = [self._outcome(hyps, probs, m)[0] for hyps, m in zip(options, _read_from(candidates, sources))]
         sure = [i for i, k in enumerate(kinds) if k in ("whole", "split")]
         weak = [i for i, k in enumerate(kinds) if k in ("unsure", "rejected") and not candidates[i].parts]
         lone = not sure and cc.second_unions and cc.lone_unions
@@ -546,7 +563,7 @@ class Recognizer:
         if cc.second_round and sure:
             # A second round: a weak candidate beside a digit that only this look made sure (the 5 of "157" whose
             # 7 was blurred; its 1 and 5 touch) gets the look it was not given, once, with no further unions.
-            now = [i for i in given if self._outcome(options[i], probs, candidates[i].mask)[0] in ("whole", "split")]
+            now = [i for i in given if self._outcome(options[i], probs, sources[i][0])[0] in ("whole", "split")]
             rest = [i for i in weak if i not in looked and i not in now]
             if now and rest:
                 link = side_by_side([candidates[i].box for i in now + rest], 0.7, self.config.group.number_gap)
@@ -590,7 +607,8 @@ class Recognizer:
         if cc.second_split_aspect * h < w <= cc.split_aspect * h:
             cuts = self._splits(mask, origin, zoom, crops)
         elif w > cc.split_aspect * h:  # the first look cut it into at most max_split_parts: try more
-            cuts = self._splits(mask, origin, zoom, crops, (cc.max_split_parts + 1, cc.second_max_split_parts))
+            tried = cc.fine_max_split_parts if zoom > 1 else cc.max_split_parts
+            cuts = self._splits(mask, origin, zoom, crops, (tried + 1, cc.second_max_split_parts))
         else:
             cuts = []
         for hyp in cuts:
@@ -642,13 +660,17 @@ class Recognizer:
         return fill is not None and (fill[0] < cc.zero_min_triangle_fill or fill[1] < cc.zero_min_rect_fill)
 
     def _decide(self, options: list[list[_Hypothesis]], probs: np.ndarray, scale: float,
-                width: int, height: int, candidates: Sequence[detect.Candidate]) -> list[Digit]:
+                width: int, height: int, candidates: Sequence[detect.Candidate],
+                masks: Sequence[np.ndarray] | None = None) -> list[Digit]:
+        """The digits the candidates read as; `masks`: per candidate the mask it was read from (_read_from; by
+        default their own)."""
         cc = self.config.classify
+        masks = [c.mask for c in candidates] if masks is None else masks
         found: list[Digit] = []
         rejected: list[tuple[int, int, int, int]] = []
         unsure: list[Digit] = []  # digits under min_confidence, over neighbour_min_confidence
         unsure_boxes: list[tuple[int, int, int, int]] = []  # theirs, when they do not count as rejected
-        outcomes = [self._outcome(hyps, probs, cand.mask) for hyps, cand in zip(options, candidates)]
+        outcomes = [self._outcome(hyps, probs, m) for hyps, m in zip(options, masks)]
         # A union of broken pieces (detect.piece_unions) is read instead of its pieces when it is a digit surer
         # than the least sure of them (a piece that is no digit counts as 0); otherwise it is as if never seen.
         score = {c.box: o[2] for c, o in zip(candidates, outcomes) if not c.parts}

@@ -782,6 +782,39 @@ def test_small_touching_digits_are_split_from_their_finer_mask(core_reader, text
     assert all(d.box[3] < 32 for d in reading.digits)
 
 
+def _printed(text: str, height: int, blur: float, rel_thick: float = 0.12) -> np.ndarray:
+    """A grey page with `text` printed `height` px tall at (300, 230), blurred by `blur`."""
+    page = np.full((480, 640), 225, np.float32)
+    glyph = _sign_digit(text, rel_thick, height)
+    page[230:230 + height, 300:300 + glyph.shape[1]] = 225 * (1 - glyph) + 40 * glyph
+    return cv2.GaussianBlur(page, (0, 0), blur).astype(np.uint8)
+
+
+@pytest.mark.parametrize("text", ["4139", "6303"])
+def test_a_small_printed_number_blurred_into_one_region_is_cut_into_all_its_digits(core_reader, text):
+    """Blur joins a printed number 20 px tall into one region at its own size; its finer mask parts the digits
+    again, and it is cut into as many as it holds (ClassifyConfig.fine_max_split_parts), not at most three."""
+    page = _printed(text, 20, 1.3)
+    cands, _ = detect.find_candidates(page)
+    assert len(cands) == 1 and cands[0].box[3] < 32  # one small region: the whole number
+    reading = core_reader.read(page)
+    assert reading.text == text and len(reading.digits) == 4
+    at_most_three = ReaderConfig(classify=ClassifyConfig(fine_max_split_parts=3))
+    assert Recognizer(core_reader.model, at_most_three).read(page).text != text
+
+
+def test_a_small_printed_0_is_judged_a_loop_on_the_mask_it_was_read_from(core_reader):
+    """At its own size a small printed 0's mask fills to a rounded box, which the polygon rule takes for a
+    checkbox; it was read from its finer mask, where it is a loop, and is judged there."""
+    page = _printed("0", 23, 1.0)
+    cands, _ = detect.find_candidates(page)
+    assert len(cands) == 1
+    p_zero = np.zeros(11, np.float32)
+    p_zero[0] = 0.99
+    assert core_reader._polygon_not_zero(p_zero, cands[0].mask)  # its own mask: a "box"
+    assert core_reader.read(page).text == "0"
+
+
 def _second_look_off(core_reader) -> Recognizer:
     return Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(second_look=False)))
 

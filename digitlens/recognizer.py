@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
+import cv2
 import numpy as np
 
 from digitlens import detect, modelfile
@@ -82,6 +83,10 @@ class ClassifyConfig:
     # on seed 7; dev scenes shrunk to 0.45, seeds 8, 9: numbers +2, +4 of 300, single digits and empty pages the
     # same; at full size identical). A wide region at full size stays at max_split_parts: there a run of more
     # touching "digits" is far more often a word
+    rims_give_way: bool = True  # a union or coarse region (detect.coarse_candidates) is read instead of a region of
+    # its own extent with under coarse_hollow_frac of its ink (the rims of a marker's strokes, one hollow outline
+    # that reads as a sure 0) whenever it is a sure digit, not only when surer. other_hand's compositor with
+    # training digits, seeds 8, 7: hugemarker 86 -> 87, 92 -> 93 of 100; fonts and dev scenes (seeds 7, 8) identical
     max_ones_run: int = 3  # a "number" of more 1s than this and nothing else is hatching, a fence, tally marks
     # or a barcode: parallel strokes, which photos are full of and people rarely write as "1111"
     # A second look at a candidate that is no sure digit but stands in a number beside one (see side_by_side:
@@ -674,11 +679,12 @@ class Recognizer:
         # A union of broken pieces (detect.piece_unions) is read instead of its pieces when it is a digit surer
         # than the least sure of them (a piece that is no digit counts as 0); otherwise it is as if never seen.
         score = {c.box: o[2] for c, o in zip(candidates, outcomes) if not c.parts}
+        ink = {c.box: cv2.countNonZero(c.mask) for c in candidates if not c.parts} if cc.rims_give_way else {}
         taken: set[tuple[int, int, int, int]] = set()
         wins = set()
         for i, c in sorted(((i, c) for i, c in enumerate(candidates) if c.parts), key=lambda ic: -outcomes[ic[0]][2]):
             if outcomes[i][0] == "whole" and not taken & set(c.parts) and \
-                    outcomes[i][2] > min(score.get(b, 0.0) for b in c.parts):
+                    (outcomes[i][2] > min(score.get(b, 0.0) for b in c.parts) or self._over_rims(c, ink)):
                 wins.add(i)
                 taken |= set(c.parts)
         for i, ((kind, payload, _), hyps, cand) in enumerate(zip(outcomes, options, candidates)):
@@ -698,6 +704,14 @@ class Recognizer:
         found = drop_words(found, rejected, cc, unsure_boxes)
         found = self._suppress(admit_neighbours(found, unsure, self.config.group))
         return self._drop_specks(found)
+
+    def _over_rims(self, c: detect.Candidate, ink: dict[tuple[int, int, int, int], int]) -> bool:
+        """Union or coarse region c covers a region of its own extent holding much less ink: the rims of its
+        thick strokes, found by the fine pass (see ClassifyConfig.rims_give_way)."""
+        d = self.config.detect
+        whole = cv2.countNonZero(c.mask)
+        return any(b in ink and detect.box_iou(b, c.box) >= d.coarse_same_iou and ink[b] < d.coarse_hollow_frac * whole
+                   for b in c.parts)
 
     def _outcome(self, hyps: list[_Hypothesis], probs: np.ndarray, mask: np.ndarray) -> tuple[str, _Hypothesis | None, float]:
         """What one candidate reads as: ("split", the best split, its least sure part's probability), ("whole",

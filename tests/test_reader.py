@@ -580,6 +580,30 @@ def test_a_union_is_read_instead_of_its_pieces_only_when_surer(core_reader):
     assert sorted(read((1, 0.99), (2, 0.97), (5, 0.9))) == [1, 2]  # the union is less sure than the pieces
 
 
+def test_the_rims_of_a_thick_stroke_give_way_to_the_coarse_region_they_outline(core_reader):
+    """A marker digit held close: the fine pass finds only the rims of its strokes, one hollow outline that reads
+    as a sure 0; the coarse pass finds the solid 4 of the same extent. The 4 is read, though less sure: the rims
+    hold under coarse_hollow_frac of its ink (ClassifyConfig.rims_give_way). A piece of its full ink is no rim."""
+    from digitlens.recognizer import _Hypothesis
+
+    box = (100, 100, 140, 180)
+    solid = cv2.ellipse(np.zeros((180, 140), np.uint8), (70, 90), (69, 89), 0, 0, 360, 1, -1)  # (no "box" 0)
+    ring = solid - cv2.erode(solid, np.ones((9, 9), np.uint8))
+
+    def read(rim_mask, rims_give_way=True):
+        cands = [detect.Candidate(box, rim_mask, "dark"),
+                 detect.Candidate((98, 100, 142, 181), np.ones((181, 142), np.uint8), "dark", parts=(box,))]
+        options = [[_Hypothesis([k], [c.box])] for k, c in enumerate(cands)]
+        p = np.full((2, 11), 0.001, np.float32)
+        p[0, 0], p[1, 4] = 0.999, 0.98
+        reader = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(rims_give_way=rims_give_way)))
+        return [d.digit for d in reader._decide(options, p, 1.0, 640, 480, cands)]
+
+    assert read(ring) == [4]
+    assert read(ring, rims_give_way=False) == [0]  # the surer reading wins otherwise
+    assert read(solid) == [0]  # the fine region holds the ink: no rim, the surer reading wins
+
+
 def test_a_digit_broken_where_the_pen_ran_light_is_read_whole(core_reader, core_mnist):
     """A 5 whose middle was written so lightly that it binarises in pieces: their union is read."""
     page = paper(gradient=False, level=215, seed=3)

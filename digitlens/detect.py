@@ -53,6 +53,11 @@ class DetectConfig:
     # reach 0: never). Dev scenes (training digits, seeds 7-10, 300 per kind): empty pages 0/+4/0/+3, single
     # digits 0/0/+1/+3, numbers -1/+1/+1/+1 (the one lost: a 7 joined to a line); other_hand's compositor with
     # training digits (seed 8, 10 categories) unchanged; no cost a 1280x720 photo
+    line_piece_tilted: bool = True  # thin is judged by its width along a row, not its box's: a margin line tilted
+    # by perspective has a wide box. Dev scenes (training digits, seeds 7-10, 300 per kind): single digits
+    # 0/+1/+1/-1 (a piece of a tilted margin line read as a 1 beside the digit; lost: hatching whose strokes reach
+    # a dark desk, cut to two 1s, no longer a run of 1s), numbers +1/0/0/0, empty pages unchanged
+    line_piece_max_lean: float = 0.6  # ... and its box at most this x its height wide (upright within ~30 degrees)
     line_piece_gap: float = 0.1  # (the axis is looked at from this x its height past the end ...)
     line_piece_min_height_px: int = 32  # (... of regions at least this tall: a shorter one is judged by its shape)
     min_height_px: int = 8  # smaller specks are noise at any distance
@@ -601,7 +606,10 @@ def continues_as_line(c: Candidate, ink: np.ndarray, cfg: DetectConfig) -> bool:
     of a drawn box), not a stroke of its own; a 1 ends in paper, even on ruled paper (the line it may cross is
     crossed, not followed)."""
     x, y, w, h = c.box
-    if w > cfg.line_piece_max_aspect * h or h < cfg.line_piece_min_height_px:
+    if h < cfg.line_piece_min_height_px:
+        return False
+    across = float(np.median(c.mask.sum(axis=1))) if cfg.line_piece_tilted else w  # its width along a row
+    if across > cfg.line_piece_max_aspect * h or w > cfg.line_piece_max_lean * h:
         return False
     rows = np.flatnonzero(c.mask.any(axis=1))
     band = max(2, h // 8)

@@ -140,6 +140,22 @@ def test_a_piece_of_a_longer_line_is_no_candidate_but_a_written_1_is(core_reader
     assert core_reader.read(page).text == "1 41"
 
 
+def test_a_piece_of_a_steeply_tilted_line_is_thin_by_its_row_width_not_its_box():
+    """A margin line tilted ~17 degrees (a page held at an angle): a 40 px piece of it has a box 15 px wide, over
+    line_piece_max_aspect x its height, but each row of it is 3 px wide: thin, and a piece of the line."""
+    ink = np.zeros((480, 640), np.uint8)
+    cv2.line(ink, (100, 0), (244, 479), 1, 3)  # x = 100 + 0.3 y
+    y0, h = 200, 40
+    x0 = 100 + int(0.3 * y0) - 1
+    piece_mask = np.ascontiguousarray(ink[y0:y0 + h, x0:x0 + 16])
+    xs = np.flatnonzero(piece_mask.any(axis=0))
+    piece_mask = np.ascontiguousarray(piece_mask[:, xs.min():xs.max() + 1])
+    piece = detect.Candidate((x0 + xs.min(), y0, piece_mask.shape[1], h), piece_mask, "dark")
+    assert piece.box[2] > detect.DetectConfig().line_piece_max_aspect * h
+    assert detect.continues_as_line(piece, ink, detect.DetectConfig())
+    assert not detect.continues_as_line(piece, ink, detect.DetectConfig(line_piece_tilted=False))
+
+
 def test_faint_chalk_on_a_very_dark_board_is_read(core_reader, core_mnist):
     """Chalk 45 grey levels over a board at 25 rises 20% of the headroom above the board (255 - 25), under the
     strong-ink threshold, though as plain to see as ink 45 levels under paper. Its contrast is measured against

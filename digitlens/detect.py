@@ -504,11 +504,15 @@ def _not_writing_shape(boxes: np.ndarray, frame: tuple[int, int], cfg: DetectCon
 
 
 def _label(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
-    """cv2.connectedComponentsWithStats (8-connected) with 16-bit labels whenever they cannot overflow (each label
-    needs an ink pixel): on one thread it labels a 1280x720 frame ~3x faster than with 32-bit labels, and the
-    labels are the same. OpenCV raises on overflow, so masks with more ink than 16 bits can count get 32 bits."""
-    fits_16 = cv2.countNonZero(mask) <= np.iinfo(np.uint16).max
-    return cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_16U if fits_16 else cv2.CV_32S)
+    """cv2.connectedComponentsWithStats (8-connected) with 16-bit labels unless there are more regions than 16 bits
+    can count: on one thread it labels a 1280x720 frame ~3x faster than with 32-bit labels (2 against 6 ms), and the
+    labels are the same. OpenCV raises before a label overflows; the frame is then labelled again with 32 bits.
+    (Bounding the count by the ink instead, as before, sent most 1280x720 photos to 32 bits: a frame's weak mask
+    holds more than 65,535 ink pixels far more often than 65,535 regions.)"""
+    try:
+        return cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_16U)
+    except cv2.error:
+        return cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_32S)
 
 
 def _union_box(stats: np.ndarray) -> tuple[int, int, int, int, int]:

@@ -357,6 +357,9 @@ def test_label_matches_32_bit_labels_and_survives_more_than_16_bits_of_regions()
         n, labels, stats, _ = detect._label(mask)
         n32, labels32, stats32, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_32S)
         assert n == n32 and np.array_equal(labels, labels32) and np.array_equal(stats, stats32)
+    ruled = np.zeros((720, 1280), np.uint8)
+    ruled[::2, :] = 1  # 460,800 ink pixels in 360 regions: 16 bits, the fast labelling
+    assert detect._label(ruled)[1].dtype == np.uint16
 
 
 def test_median_u8_is_numpys_median():

@@ -197,7 +197,7 @@ def _spanning(lines: np.ndarray, frac: float, axis: int, band: int) -> np.ndarra
     if bw == 0:
         return lines
     pieces = lines[y:y + bh, x:x + bw]
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(pieces, connectivity=8)
+    n, labels, stats, _ = _label(pieces)
     extent = stats[:, cv2.CC_STAT_WIDTH] if axis == 0 else stats[:, cv2.CC_STAT_HEIGHT]
     keep = extent >= frac * length
     keep[0] = False
@@ -503,16 +503,17 @@ def _not_writing_shape(boxes: np.ndarray, frame: tuple[int, int], cfg: DetectCon
     return out
 
 
-def _label(mask: np.ndarray) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+def _label(mask: np.ndarray, stats: bool = True) -> tuple:
     """cv2.connectedComponentsWithStats (8-connected) with 16-bit labels unless there are more regions than 16 bits
     can count: on one thread it labels a 1280x720 frame ~3x faster than with 32-bit labels (2 against 6 ms), and the
     labels are the same. OpenCV raises before a label overflows; the frame is then labelled again with 32 bits.
     (Bounding the count by the ink instead, as before, sent most 1280x720 photos to 32 bits: a frame's weak mask
-    holds more than 65,535 ink pixels far more often than 65,535 regions.)"""
+    holds more than 65,535 ink pixels far more often than 65,535 regions.) Without `stats`: (n, labels) only."""
+    label = cv2.connectedComponentsWithStats if stats else cv2.connectedComponents
     try:
-        return cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_16U)
+        return label(mask, connectivity=8, ltype=cv2.CV_16U)
     except cv2.error:
-        return cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=cv2.CV_32S)
+        return label(mask, connectivity=8, ltype=cv2.CV_32S)
 
 
 def _union_box(stats: np.ndarray) -> tuple[int, int, int, int, int]:
@@ -649,7 +650,7 @@ def piece_unions(candidates: list[Candidate], faint: np.ndarray, cfg: DetectConf
     the classifier then decides between the pieces and their union."""
     if len(candidates) < 2:
         return []
-    n, labels = cv2.connectedComponents(faint, connectivity=8)
+    n, labels = _label(faint, stats=False)
     groups: dict[int, list[int]] = {}
     for i, c in enumerate(candidates):
         x, y, w, h = c.box

@@ -122,6 +122,13 @@ def _box_and_centre(ink: np.ndarray, cfg: NormaliseConfig, interpolation: int) -
     return np.clip(out * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+def _level(values: np.ndarray, pct: float) -> float:
+    """The `pct` percentile of uint8 values (the lower value where it falls between two), from their histogram:
+    several times faster than numpy's on the few thousand pixels of a patch."""
+    counts = np.cumsum(np.bincount(values, minlength=256))
+    return float(np.searchsorted(counts, int(pct / 100 * (len(values) - 1)) + 1))
+
+
 def normalise_grey(patch: np.ndarray, own: np.ndarray, cfg: NormaliseConfig = NormaliseConfig(),
                    reach: float = 0.15) -> np.ndarray:
     """A candidate read from its grey pixels rather than its binary mask -> (28, 28) uint8, MNIST-style.
@@ -134,19 +141,29 @@ def normalise_grey(patch: np.ndarray, own: np.ndarray, cfg: NormaliseConfig = No
     dropped a faint stroke, these pixels still show them. Ink farther than `reach` x the height from the mask
     (a neighbour, a ruled line running off) is faded out. The ink is then fitted into the 20x20 box and
     centred by mass like normalise_mask's, without its stroke-width change (the strokes are not binary)."""
-    patch = np.asarray(patch, np.float32)
+    patch = np.asarray(patch)
+    if patch.dtype != np.uint8:  # grey levels 0..255
+        patch = np.clip(np.rint(patch), 0, 255).astype(np.uint8)
     own = (np.asarray(own) > 0).astype(np.uint8)
     if patch.shape != own.shape or patch.ndim != 2:
         raise ValueError(f"patch and own must be 2-D of one shape, got {patch.shape} and {own.shape}")
     bounds = ink_bounds(own)
     if bounds is None:
         return np.zeros((cfg.field, cfg.field), np.uint8)
+    f = 3 * cfg.box / bounds[3]  # nothing finer than 3x the 20x20 box is needed: a taller one is shrunk first
+    if f < 1:
+        size = (max(1, round(own.shape[1] * f)), max(1, round(own.shape[0] * f)))
+        patch = cv2.resize(patch, size, interpolation=cv2.INTER_AREA)
+        own = (cv2.resize(own.astype(np.float32), size, interpolation=cv2.INTER_AREA) >= 0.25).astype(np.uint8)
+        bounds = ink_bounds(own)
+        if bounds is None:
+            return np.zeros((cfg.field, cfg.field), np.uint8)
     r = max(1, int(round(reach * bounds[3])))
     near = cv2.dilate(own, _disk(r))
     outside = patch[near == 0]
-    paper = float(np.median(outside)) if outside.size >= 16 else float(np.percentile(patch, 90))
-    ink_level = float(np.percentile(patch[own > 0], 10))
-    ink = np.clip((paper - patch) / max(paper - ink_level, 1.0), 0.0, 1.0)
+    paper = _level(outside, 50) if outside.size >= 16 else _level(patch.ravel(), 90)
+    ink_level = _level(patch[own > 0], 10)
+    ink = np.clip((paper - patch.astype(np.float32)) / max(paper - ink_level, 1.0), 0.0, 1.0)
     ink *= cv2.GaussianBlur(near.astype(np.float32), (0, 0), max(0.5, r / 2))
     bounds = ink_bounds((ink > 0.25).astype(np.uint8))
     if bounds is None:

@@ -223,3 +223,13 @@ def test_grey_bad_input():
     assert not normalise_grey(np.full((30, 30), 200, np.uint8), np.zeros((30, 30), np.uint8)).any()
     with pytest.raises(ValueError, match="one shape"):
         normalise_grey(np.zeros((30, 30), np.uint8), np.zeros((30, 31), np.uint8))
+
+
+def test_level_is_the_lower_percentile_of_uint8_values():
+    from digitlens.normalise import _level
+
+    rng = np.random.default_rng(3)
+    for n in (1, 5, 16, 101, 4000):
+        v = rng.integers(0, 256, n).astype(np.uint8)
+        for pct in (10, 50, 90):
+            assert _level(v, pct) == np.percentile(v, pct, method="lower")

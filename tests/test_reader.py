@@ -804,10 +804,11 @@ def test_a_bold_sign_digit_whose_stroke_rims_merge_is_read_from_the_coarse_pass(
     page[90:390, x:x + glyph.shape[1]] = page[90:390, x:x + glyph.shape[1]] * (1 - glyph) + np.float32([30, 50, 30]) * glyph
     page = cv2.GaussianBlur(page.astype(np.uint8), (0, 0), 1.0)
     assert core_reader.read(page).text == digit
-    # (the lone reread, ClassifyConfig.lone_rereads, rescues the 6 from its hollow region's Otsu mask as well:
-    # off here, so that this checks the coarse pass)
+    # (the lone reread, ClassifyConfig.lone_rereads, rescues the 6 from its hollow region's Otsu mask as well,
+    # and the grey average, grey_average, the 6 and the 2 from their grey pixels: both off here, so that this
+    # checks the coarse pass)
     hollow_kept = ReaderConfig(detect=detect.DetectConfig(coarse_hollow_frac=0.0),
-                               classify=ClassifyConfig(lone_rereads=False))
+                               classify=ClassifyConfig(lone_rereads=False, grey_average=False))
     assert Recognizer(core_reader.model, hollow_kept).read(page).text != digit
 
 
@@ -908,6 +909,32 @@ def test_a_number_on_a_page_held_at_an_angle_is_read_level(core_reader, core_mni
     assert upright_only.read(tilted).text != text
 
 
+def test_a_lone_candidate_is_read_from_its_mask_and_its_grey_pixels_averaged(core_reader, core_mnist):
+    """ClassifyConfig.grey_average: a lone candidate's reading is the mean of its mask's and its grey pixels';
+    the digits of a number (side by side with another digit-like candidate) keep their mask's reading."""
+    from digitlens.normalise import normalise_grey
+
+    page = paper(gradient=False)
+    write_digits(page, pick(core_mnist, "42"), 100, 150, 60)
+    write_digits(page, pick(core_mnist, "7"), 450, 300, 60)
+    candidates, _, crops, options, grey, _ = core_reader._prepare(page)
+    assert len(candidates) == 3
+    probs = core_reader.classify(np.stack(crops))
+    before = probs.copy()
+    core_reader._average_grey(candidates, options, probs, grey)
+    for cand, hyps in zip(candidates, options):
+        row = hyps[0].rows[0]
+        if cand.box[0] < 400:  # the 4 and the 2: a number
+            np.testing.assert_array_equal(probs[row], before[row])
+        else:  # the 7, alone
+            cfg = core_reader.config
+            g = core_reader.classify(normalise_grey(*detect.grey_patch_at(grey, cand), cfg.normalise,
+                                                    cfg.classify.grey_reach)[None])[0]
+            np.testing.assert_allclose(probs[row], 0.5 * (before[row] + g), atol=1e-6)
+            assert not np.allclose(probs[row], before[row])
+    assert core_reader.read(page).text == "42 7"
+
+
 def _second_look_off(core_reader) -> Recognizer:
     return Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(second_look=False)))
 
@@ -992,7 +1019,10 @@ def test_the_second_look_looks_again_beside_a_digit_it_made_sure(core_reader, co
     page[:, x4 + w4 + 4:x4 + w4 + 70] = blob[:, x4 + w4 + 4:x4 + w4 + 70]
     write_digits(page, [five], x4 + w4 + 180, 200, 50)
     assert core_reader.read(page).text == "148 5"
-    one_round = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(second_round=False)))
+    # (with one round, the grey average, ClassifyConfig.grey_average, now makes the lone 8 sure as well: off here,
+    # so that this checks the second round)
+    one_round = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(second_round=False,
+                                                                                    grey_average=False)))
     assert "14" not in one_round.read(page).text
 
 
@@ -1111,7 +1141,8 @@ def test_a_lit_page_around_one_digit_is_the_surface_not_light_ink(core_reader, c
     brighter, reads as one huge region of light ink. With one digit inside, too few regions for the surface rule;
     but a small region drawn in strokes inside it is writing on a surface (DetectConfig.surface_small_inside).
     Before, the page hid the digit, or read as a 7 beside which the digit was a speck (which giant_strokes now
-    also undoes: it is off here)."""
+    also undoes, and the grey average, ClassifyConfig.grey_average, reading the lone digit's grey pixels, in one
+    of them: both off here)."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     from scenes import make_scene, scene_rng
 
@@ -1119,7 +1150,7 @@ def test_a_lit_page_around_one_digit_is_the_surface_not_light_ink(core_reader, c
     text = "".join(str(t["digit"]) for t in truth["digits"])
     assert core_reader.read(img).text == text
     off = Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(surface_small_inside=0.0),
-                                                     classify=ClassifyConfig(giant_strokes=False)))
+                                                     classify=ClassifyConfig(giant_strokes=False, grey_average=False)))
     assert off.read(img).text != text
 
 

@@ -131,6 +131,9 @@ class ClassifyConfig:
     # Every candidate averaged: about the same (numbers +3 in all), but each grey crop costs ~0.6 ms on one core,
     # most of it the network's, ~4 ms a 1280x720 photo of numbers; lone ones cost nothing measurable there.
     # (A geometric mean instead, seed 8: single digits 0, numbers 0, empty pages +1.)
+    grey_average_unsure: float = 0.99  # ... and so is any candidate whose mask reading's digit is under this sure,
+    # beside a digit or not: dev scenes, seeds 7-10: numbers 0/+2/+2/+1, single digits and empty pages the same;
+    # +0.3 ms a 1280x720 photo of numbers (noise on this machine)
     grey_average_below: float = 0.5  # "more like a digit than not": the mask's reading of "not a digit" under this
     grey_reach: float = 0.15  # ink farther than this x the height from the candidate's mask is faded out
 
@@ -567,9 +570,9 @@ class Recognizer:
 
     def _average_grey(self, candidates: Sequence[detect.Candidate], options: list[list[_Hypothesis]],
                       probs: np.ndarray, grey: np.ndarray) -> None:
-        """ClassifyConfig.grey_average, in place on `probs`: the whole reading of each lone candidate that reads
-        more like a digit than not becomes the mean of its mask's reading and its grey pixels' (one more small
-        batch)."""
+        """ClassifyConfig.grey_average, in place on `probs`: the whole reading of each candidate that reads more
+        like a digit than not, and is lone or unsure (grey_average_unsure), becomes the mean of its mask's reading
+        and its grey pixels' (one more small batch)."""
         cc = self.config.classify
         wholes = [hyps[0].rows[0] for hyps in options]
         digitlike = [i for i, r in enumerate(wholes) if 1.0 - float(probs[r, :10].sum()) < cc.grey_average_below]
@@ -577,7 +580,8 @@ class Recognizer:
             return
         link = side_by_side([candidates[i].box for i in digitlike], 0.7, self.config.group.number_gap)
         np.fill_diagonal(link, False)
-        look = [i for k, i in enumerate(digitlike) if not link[k].any()]  # lone ones: no digit-like neighbour
+        look = [i for k, i in enumerate(digitlike) if not link[k].any()  # lone ones: no digit-like neighbour
+                or float(probs[wholes[i], :10].max()) < cc.grey_average_unsure]
         if not look:
             return
         rows = [wholes[i] for i in look]

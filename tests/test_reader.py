@@ -911,7 +911,8 @@ def test_a_number_on_a_page_held_at_an_angle_is_read_level(core_reader, core_mni
 
 def test_a_lone_candidate_is_read_from_its_mask_and_its_grey_pixels_averaged(core_reader, core_mnist):
     """ClassifyConfig.grey_average: a lone candidate's reading is the mean of its mask's and its grey pixels';
-    the digits of a number (side by side with another digit-like candidate) keep their mask's reading."""
+    the digits of a number (side by side with another digit-like candidate) keep their mask's reading, unless it
+    is unsure (under grey_average_unsure)."""
     from digitlens.normalise import normalise_grey
 
     page = paper(gradient=False)
@@ -933,6 +934,13 @@ def test_a_lone_candidate_is_read_from_its_mask_and_its_grey_pixels_averaged(cor
             np.testing.assert_allclose(probs[row], 0.5 * (before[row] + g), atol=1e-6)
             assert not np.allclose(probs[row], before[row])
     assert core_reader.read(page).text == "42 7"
+    four = options[min(range(3), key=lambda k: candidates[k].box[0])][0].rows[0]
+    unsure = before.copy()
+    unsure[four] = 0.001
+    unsure[four, 4] = 0.95  # the 4 read unsure: averaged too, neighbour or not (grey_average_unsure)
+    kept = unsure.copy()
+    core_reader._average_grey(candidates, options, unsure, grey)
+    assert not np.allclose(unsure[four], kept[four])
 
 
 def _second_look_off(core_reader) -> Recognizer:

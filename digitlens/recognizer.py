@@ -134,6 +134,10 @@ class ClassifyConfig:
     grey_average_unsure: float = 0.99  # ... and so is any candidate whose mask reading's digit is under this sure,
     # beside a digit or not: dev scenes, seeds 7-10: numbers 0/+2/+2/+1, single digits and empty pages the same;
     # +0.3 ms a 1280x720 photo of numbers (noise on this machine)
+    grey_average_min_px: int = 20  # ... if at least this tall: the grey of a smaller one is a blur that takes in its
+    # neighbour (a 1 beside a 1 reads as "not a digit"). other_hand's compositor, training digits, tiny (16-24 px),
+    # seeds 7, 8: 100/97 without the average, 95/95 with it at any size, 98/95 from 20 px; dev scenes shrunk to
+    # 0.45 (seeds 8, 10) against any size: single digits +2/+1, numbers +2/0, empty pages -2/-3
     grey_average_below: float = 0.5  # "more like a digit than not": the mask's reading of "not a digit" under this
     grey_reach: float = 0.15  # ink farther than this x the height from the candidate's mask is faded out
 
@@ -570,12 +574,13 @@ class Recognizer:
 
     def _average_grey(self, candidates: Sequence[detect.Candidate], options: list[list[_Hypothesis]],
                       probs: np.ndarray, grey: np.ndarray) -> None:
-        """ClassifyConfig.grey_average, in place on `probs`: the whole reading of each candidate that reads more
-        like a digit than not, and is lone or unsure (grey_average_unsure), becomes the mean of its mask's reading
-        and its grey pixels' (one more small batch)."""
+        """ClassifyConfig.grey_average, in place on `probs`: the whole reading of each candidate at least
+        grey_average_min_px tall that reads more like a digit than not, and is lone or unsure (grey_average_unsure),
+        becomes the mean of its mask's reading and its grey pixels' (one more small batch)."""
         cc = self.config.classify
         wholes = [hyps[0].rows[0] for hyps in options]
-        digitlike = [i for i, r in enumerate(wholes) if 1.0 - float(probs[r, :10].sum()) < cc.grey_average_below]
+        digitlike = [i for i, r in enumerate(wholes) if 1.0 - float(probs[r, :10].sum()) < cc.grey_average_below
+                     and candidates[i].box[3] >= cc.grey_average_min_px]
         if not digitlike:
             return
         link = side_by_side([candidates[i].box for i in digitlike], 0.7, self.config.group.number_gap)

@@ -130,7 +130,8 @@ class ClassifyConfig:
     # 7-10, 300 per kind): empty pages +5/+4/+6/+11, single digits +2/0/+1/+3, numbers 0/+1/-1/0; digit precision up.
     # Every candidate averaged: about the same (numbers +3 in all), but each grey crop costs ~0.6 ms on one core,
     # most of it the network's, ~4 ms a 1280x720 photo of numbers; lone ones cost nothing measurable there.
-    # (A geometric mean instead, seed 8: single digits 0, numbers 0, empty pages +1.)
+    # (A geometric mean instead, seed 8: single digits 0, numbers 0, empty pages +1.) As shipped, with the two
+    # settings below, against no average: empty pages +5/+3/+5/+9, single digits +1/0/0/+3, numbers +1/+2/+2/+1.
     grey_average_unsure: float = 0.99  # ... and so is any candidate whose mask reading's digit is under this sure,
     # beside a digit or not: dev scenes, seeds 7-10: numbers 0/+2/+2/+1, single digits and empty pages the same;
     # +0.3 ms a 1280x720 photo of numbers (noise on this machine)
@@ -293,8 +294,6 @@ def _to_input(box: tuple[int, int, int, int], scale: float, width: int, height: 
 def on_paper(image: np.ndarray, min_side: int) -> tuple[np.ndarray, tuple[int, int, float]]:
     """The image scaled up to at least `min_side` on its long side and set in the middle of a sheet twice its
     size, of its border's median colour. Returns the sheet and (x offset, y offset, zoom) to map boxes back."""
-    import cv2
-
     h, w = image.shape[:2]
     zoom = max(1.0, min_side / max(h, w))
     if zoom > 1.0:
@@ -333,8 +332,6 @@ def turned(image: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
     """The image turned by -angle degrees (lines falling to the right by `angle` become level), on a canvas
     large enough to hold all of it, the rest filled with the median colour of its border; and the 2x3 affine
     map from the canvas back to the image."""
-    import cv2
-
     h, w = image.shape[:2]
     m = cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0)  # OpenCV: positive turns counter-clockwise on screen
     c, s = abs(m[0, 0]), abs(m[0, 1])

@@ -291,6 +291,12 @@ def _to_input(box: tuple[int, int, int, int], scale: float, width: int, height: 
     return (x0, y0, x1 - x0, y1 - y0)
 
 
+def _border_median(image: np.ndarray) -> np.ndarray:
+    """The median colour (one value per channel) of an image's outermost pixels."""
+    rim = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]])
+    return np.median(rim.reshape(-1, 1 if image.ndim == 2 else image.shape[2]), axis=0)
+
+
 def on_paper(image: np.ndarray, min_side: int) -> tuple[np.ndarray, tuple[int, int, float]]:
     """The image scaled up to at least `min_side` on its long side and set in the middle of a sheet twice its
     size, of its border's median colour. Returns the sheet and (x offset, y offset, zoom) to map boxes back."""
@@ -299,8 +305,7 @@ def on_paper(image: np.ndarray, min_side: int) -> tuple[np.ndarray, tuple[int, i
     if zoom > 1.0:
         image = cv2.resize(image, (max(1, round(w * zoom)), max(1, round(h * zoom))), interpolation=cv2.INTER_CUBIC)
     h2, w2 = image.shape[:2]
-    rim = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]]).reshape(-1, 1 if image.ndim == 2 else image.shape[2])
-    colour = np.median(rim, axis=0).astype(np.uint8)
+    colour = _border_median(image).astype(np.uint8)
     sheet = np.empty((2 * h2, 2 * w2) + image.shape[2:], np.uint8)
     sheet[...] = colour if image.ndim == 3 else colour[0]
     pad_x, pad_y = w2 // 2, h2 // 2
@@ -337,8 +342,7 @@ def turned(image: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
     c, s = abs(m[0, 0]), abs(m[0, 1])
     W, H = int(np.ceil(w * c + h * s)), int(np.ceil(w * s + h * c))
     m[:, 2] += (W / 2 - w / 2, H / 2 - h / 2)
-    rim = np.concatenate([image[0], image[-1], image[:, 0], image[:, -1]]).reshape(-1, 1 if image.ndim == 2 else image.shape[2])
-    colour = tuple(float(v) for v in np.median(rim, axis=0))
+    colour = tuple(float(v) for v in _border_median(image))
     level = cv2.warpAffine(image, m, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                            borderValue=colour if image.ndim == 3 else colour[0])
     return level, cv2.invertAffineTransform(m)

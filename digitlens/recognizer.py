@@ -544,8 +544,7 @@ class Recognizer:
             crops.append(normalise_mask(mask, cfg.normalise))
             if cand.box[2] > cfg.classify.split_aspect * cand.box[3]:
                 # cut the mask it was read from: a small run's own mask has the loops closed (blobs)
-                hyps += self._splits(mask, origin, zoom, crops,
-                                     (2, cfg.classify.fine_max_split_parts) if zoom > 1 else None)
+                hyps += self._splits(mask, origin, zoom, crops)
             options.append(hyps)
             sources.append((mask, origin, zoom))
         if timings is not None:
@@ -595,13 +594,19 @@ class Recognizer:
                  for i in look]
         probs[rows] = 0.5 * (probs[rows] + self.classify(np.stack(crops)))
 
+    def _most_parts(self, zoom: int) -> int:
+        """How many touching digits the first look cuts a mask read at `zoom` into, at most: a small candidate's
+        finer mask (zoom > 1) parts a blurred number again (ClassifyConfig.fine_max_split_parts)."""
+        cc = self.config.classify
+        return cc.fine_max_split_parts if zoom > 1 else cc.max_split_parts
+
     def _splits(self, mask: np.ndarray, origin: tuple[int, int], zoom: int, crops: list[np.ndarray],
                 parts_range: tuple[int, int] | None = None) -> list[_Hypothesis]:
         """A candidate's mask (its top-left pixel at `origin` in frame pixels x `zoom`) cut into touching digits
-        (around its width / a digit's width, 2 to max_split_parts of them, or within `parts_range`), each way as
+        (around its width / a digit's width, 2 to _most_parts(zoom) of them, or within `parts_range`), each way as
         one hypothesis with boxes in frame pixels; their normalised crops are appended to `crops`."""
         cc = self.config.classify
-        lo, hi = parts_range or (2, cc.max_split_parts)
+        lo, hi = parts_range or (2, self._most_parts(zoom))
         x, y = origin
         h, w = mask.shape
         est = int(round(w / (cc.split_width_per_digit * h)))
@@ -727,8 +732,7 @@ class Recognizer:
         if cc.second_split_aspect * h < w <= cc.split_aspect * h:
             cuts = self._splits(mask, origin, zoom, crops)
         elif w > cc.split_aspect * h:  # the first look cut it into at most max_split_parts: try more
-            tried = cc.fine_max_split_parts if zoom > 1 else cc.max_split_parts
-            cuts = self._splits(mask, origin, zoom, crops, (tried + 1, cc.second_max_split_parts))
+            cuts = self._splits(mask, origin, zoom, crops, (self._most_parts(zoom) + 1, cc.second_max_split_parts))
         else:
             cuts = []
         for hyp in cuts:
@@ -794,10 +798,11 @@ class Recognizer:
         # A union of broken pieces (detect.piece_unions) is read instead of its pieces when it is a digit surer
         # than the least sure of them (a piece that is no digit counts as 0); otherwise it is as if never seen.
         score = {c.box: o[2] for c, o in zip(candidates, outcomes) if not c.parts}
-        ink = {c.box: cv2.countNonZero(c.mask) for c in candidates if not c.parts} if cc.rims_give_way else {}
+        unions = sorted(((i, c) for i, c in enumerate(candidates) if c.parts), key=lambda ic: -outcomes[ic[0]][2])
+        ink = {c.box: cv2.countNonZero(c.mask) for c in candidates if not c.parts} if cc.rims_give_way and unions else {}
         taken: set[tuple[int, int, int, int]] = set()
         wins = set()
-        for i, c in sorted(((i, c) for i, c in enumerate(candidates) if c.parts), key=lambda ic: -outcomes[ic[0]][2]):
+        for i, c in unions:
             if outcomes[i][0] == "whole" and not taken & set(c.parts) and \
                     (outcomes[i][2] > min(score.get(b, 0.0) for b in c.parts) or self._over_rims(c, ink)):
                 wins.add(i)

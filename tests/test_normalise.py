@@ -225,11 +225,11 @@ def test_grey_bad_input():
         normalise_grey(np.zeros((30, 30), np.uint8), np.zeros((30, 31), np.uint8))
 
 
-def test_level_is_the_lower_percentile_of_uint8_values():
-    from digitlens.normalise import _level
+def test_percentile_u8_is_the_lower_percentile_of_uint8_values():
+    from digitlens.normalise import percentile_u8
 
     rng = np.random.default_rng(3)
     for n in (1, 5, 16, 101, 4000):
         v = rng.integers(0, 256, n).astype(np.uint8)
         for pct in (10, 50, 90):
-            assert _level(v, pct) == np.percentile(v, pct, method="lower")
+            assert percentile_u8(v, pct) == np.percentile(v, pct, method="lower")

@@ -590,9 +590,12 @@ class Recognizer:
         if not look:
             return
         rows = [wholes[i] for i in look]
-        crops = [normalise_grey(*detect.grey_patch_at(grey, candidates[i]), self.config.normalise, cc.grey_reach)
-                 for i in look]
-        probs[rows] = 0.5 * (probs[rows] + self.classify(np.stack(crops)))
+        probs[rows] = 0.5 * (probs[rows] + self.classify(np.stack([self._grey_crop(grey, candidates[i]) for i in look])))
+
+    def _grey_crop(self, grey: np.ndarray, cand: detect.Candidate) -> np.ndarray:
+        """A candidate's MNIST-style crop from its grey pixels (normalise_grey), as the grey average and the
+        second look's grey reread both read it."""
+        return normalise_grey(*detect.grey_patch_at(grey, cand), self.config.normalise, self.config.classify.grey_reach)
 
     def _most_parts(self, zoom: int) -> int:
         """How many touching digits the first look cuts a mask read at `zoom` into, at most: a small candidate's
@@ -726,7 +729,7 @@ class Recognizer:
         if not beside:
             return
         if cc.grey_rereads:  # and from its grey pixels (normalise_grey); once, as the second round skips `looked`
-            crops.append(normalise_grey(*detect.grey_patch_at(grey, cand), self.config.normalise, cc.grey_reach))
+            crops.append(self._grey_crop(grey, cand))
             options[i].append(_Hypothesis([base + len(crops) - 1], [cand.box], reread=True))
         _, _, w, h = cand.box
         if cc.second_split_aspect * h < w <= cc.split_aspect * h:

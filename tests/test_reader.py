@@ -785,10 +785,7 @@ def test_a_small_printed_0_or_8_whose_loops_fill_is_no_blot(core_reader, text, r
     """Binarised at its own size, a printed 0 or 8 about 20 px tall fills its loops and is as thick as a blot for
     its size. Its finer mask (3x) shows the loops, and it is read (DetectConfig.fine_thick_below_px); the blots of
     the test above stay no digits with it."""
-    page = np.full((480, 640), 225, np.float32)
-    glyph = _sign_digit(text, rel_thick, height)
-    page[230:230 + height, 300:300 + glyph.shape[1]] = 225 * (1 - glyph) + 40 * glyph
-    page = cv2.GaussianBlur(page, (0, 0), 1.2).astype(np.uint8)
+    page = _printed(text, height, 1.2, rel_thick)
     assert core_reader.read(page).text == text
     judged_at_own_size = ReaderConfig(detect=detect.DetectConfig(fine_thick_below_px=0))
     assert Recognizer(core_reader.model, judged_at_own_size).read(page).text == ""

@@ -654,7 +654,10 @@ class Recognizer:
         cc = self.config.classify
         kinds = [self._outcome(hyps, probs, m)[0] for hyps, m in zip(options, _read_from(candidates, sources))]
         sure = [i for i, k in enumerate(kinds) if k in ("whole", "split")]
-        weak = [i for i, k in enumerate(kinds) if k in ("unsure", "rejected") and not candidates[i].parts]
+        # A merged union (DetectConfig.typical_unions) is looked at as a region; its weak pieces are not
+        pieces = {b for c in candidates if c.merged for b in c.parts}
+        weak = [i for i, k in enumerate(kinds) if k in ("unsure", "rejected") and
+                (candidates[i].merged or not candidates[i].parts) and candidates[i].box not in pieces]
         lone = not sure and cc.second_unions and cc.lone_unions
         if not weak or not (sure or (lone and len(weak) > 1) or cc.lone_rereads):
             return candidates, options, probs
@@ -806,8 +809,9 @@ class Recognizer:
         taken: set[tuple[int, int, int, int]] = set()
         wins = set()
         for i, c in unions:
-            if outcomes[i][0] == "whole" and not taken & set(c.parts) and \
-                    (outcomes[i][2] > min(score.get(b, 0.0) for b in c.parts) or self._over_rims(c, ink)):
+            least = min(score.get(b, 0.0) for b in c.parts)  # a piece that is no digit scores 0
+            if not taken & set(c.parts) and ((c.merged and not self._pieces_in_lines(c.parts, score)) or
+                                              outcomes[i][0] == "whole" and (outcomes[i][2] > least or self._over_rims(c, ink))):
                 wins.add(i)
                 taken |= set(c.parts)
         for i, ((kind, payload, _), hyps, cand) in enumerate(zip(outcomes, options, candidates)):
@@ -827,6 +831,17 @@ class Recognizer:
         found = drop_words(found, rejected, cc, unsure_boxes)
         found = self._suppress(admit_neighbours(found, unsure, self.config.group))
         return self._drop_specks(found)
+
+    def _pieces_in_lines(self, parts, score: dict) -> bool:
+        """Every piece of a merged union reads as a digit and stands side by side with another digit: two lines of
+        small digits, not the pieces of one."""
+        if not all(score.get(b, 0.0) for b in parts):
+            return False
+        others = [b for b, s in score.items() if s and b not in parts]
+        if not others:
+            return False
+        near = side_by_side(list(parts) + others, 0.7, self.config.group.number_gap)[:len(parts), len(parts):]
+        return bool(near.any(axis=1).all())
 
     def _over_rims(self, c: detect.Candidate, ink: dict[tuple[int, int, int, int], int]) -> bool:
         """Union or coarse region c covers a region of its own extent holding much less ink: the rims of its

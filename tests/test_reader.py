@@ -88,6 +88,41 @@ def test_pieces_of_one_digit_are_merged_and_two_lines_are_not():
     assert heights[1] >= 95, "bar and body form one candidate"
 
 
+def test_a_merge_made_only_by_the_typical_height_also_offers_its_pieces():
+    """Large writing elsewhere in the frame raises the typical height by which pieces are merged; two small
+    strokes stacked one above the other then merge though neither's own height would merge them. With
+    typical_unions the pieces stay candidates and the merge comes as a union naming them (merged, read by default)."""
+    mask = np.zeros((600, 800), np.uint8)
+    for x in (60, 260, 460):
+        cv2.rectangle(mask, (x, 40), (x + 120, 160), 1, 8)  # three large letters: the typical height is ~120
+    cv2.ellipse(mask, (300, 330), (14, 17), 0, 0, 360, 1, 3)  # a small 0 ...
+    cv2.ellipse(mask, (306, 380), (14, 17), 0, 0, 360, 1, 3)  # ... and another on the line below, 16 px lower
+    boxes = lambda cands: sorted((c.box, c.parts, c.merged) for c in cands if c.box[1] > 200)
+    old = boxes(detect.components(mask, mask, detect.DetectConfig(), "dark"))
+    assert len(old) == 1 and old[0][0][3] >= 80 and not old[0][1], old  # merged into one "8"
+    new = boxes(detect.components(mask, mask, detect.DetectConfig(), "dark", unions=True))
+    pieces = [b for b, parts, _ in new if not parts]
+    unions = [(b, parts, merged) for b, parts, merged in new if parts]
+    assert len(pieces) == 2 and all(b[3] < 40 for b in pieces), new
+    assert len(unions) == 1 and unions[0][0] == old[0][0] and unions[0][2], unions  # the same merge, read by default
+    assert sorted(unions[0][1]) == sorted(pieces)
+
+
+@pytest.mark.parametrize("offset", [4, 6])
+def test_two_lines_of_small_digits_under_a_large_heading_are_read_as_two_lines(core_reader, core_mnist, offset):
+    """A large heading above two lines of small digits whose columns overlap: the heading's height made the two
+    lines' digits one stacked region (an "8"). Each of its pieces reads as a digit in a line beside another digit,
+    so the pieces are read, not their merge; a digit broken in two is still read whole (test above)."""
+    page = paper(h=480, w=900)
+    cv2.putText(page, "KOKOKO", (20, 130), cv2.FONT_HERSHEY_SIMPLEX, 3.0, (40, 40, 40), 14)  # ~75 px letters
+    write_digits(page, pick(core_mnist, "905", offset), 300, 250, 34, gap=0.45)
+    write_digits(page, pick(core_mnist, "09", offset + 2), 318, 300, 34, gap=0.45)  # 16 px lower, columns overlap
+    text = core_reader.read(page).text
+    assert text == "905 09", text
+    off = Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(typical_unions=False)))
+    assert off.read(page).text != text
+
+
 def test_normalise_never_fails_on_odd_masks():
     from digitlens.normalise import normalise_mask
     rng = np.random.default_rng(0)

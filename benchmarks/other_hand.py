@@ -4,7 +4,8 @@ This script composites numbers of 1-4 digits onto flat pages with its own simple
 of conditions at a time (below), and reads every image with two readers side by side in one process:
 "current" (the reader's settings now) and "before" (this code with the detection settings of commit c4b3b50: no
 coarse pass, 'touching the frame' within 2% of an edge, no allowance for blur in the blot test; and no second
-reading of a tilted page turned level, rotate_min_deg 0; every other change since, such as cutting small runs
+reading of a tilted page turned level, rotate_min_deg 0; no box sides and drawn frames told from writing,
+box_sides False and frame_min_side_cover 0; every other change since, such as cutting small runs
 from their finer mask or filling dark loops, is in both). Digits come from the MNIST *test* split (--source mnist) or are
 drawn with OpenCV's Hershey simplex and script fonts (--source font). One core: onnxruntime and OpenCV
 each use one thread. Writes benchmarks/results/other-hand-<source>.json and prints a table.
@@ -19,7 +20,9 @@ colour (tinted paper, coloured ink); board (light chalk on a dark board); tiny (
 of the frame tall) and hugemarker (huge, marker strokes); slant (sheared up to 0.35); dim (light from
 0.35 at the left to 0.85 at the right); motion (horizontal blur of 5-10 px); webcam and noisy (taken at 320x240 and
 saved as JPEG at quality 35; noisy with sensor noise of sigma 14, not 4); tilted (the writing turned 15-30 degrees
-either way, a page held at an angle). All others are 640x480.
+either way, a page held at an angle); boxes (a form: one digit in each box of a row, the boxes drawn as a comb with
+shared sides or apart, 1.2-1.7x the digit's height, the digits placed with some play and sometimes touching a side).
+All others are 640x480.
 """
 from __future__ import annotations
 
@@ -39,7 +42,7 @@ from common import machine_info, uncommitted  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 CATEGORIES = ("plain", "marker", "hairline", "pencil", "red", "colour", "board", "tiny", "huge", "hugemarker",
-              "slant", "dim", "motion", "webcam", "noisy", "tilted")
+              "slant", "dim", "motion", "webcam", "noisy", "tilted", "boxes")
 SOURCES = ("mnist", "font")
 FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, cv2.FONT_HERSHEY_SCRIPT_COMPLEX)
 SIZE = (640, 480)  # (w, h) of the page; webcam and noisy photos come out at half of it
@@ -49,7 +52,8 @@ NOTE = ("Categories are written by this script's own compositor, not by benchmar
         "digits and seed 11, on dev scenes of scenes.py (training digits, seeds 7 and 8) and on the test suite "
         "(coarse_min_stroke_frac: a hairline fattened into a 1), never on this benchmark's digits or seed. "
         "'before' = this code with no coarse pass, border_margin_frac 0.02 and stroke_blur_px 0 (the detection "
-        "settings of c4b3b50) and rotate_min_deg 0 (no second reading of a tilted page turned level, c16c42d, "
+        "settings of c4b3b50), box_sides False and frame_min_side_cover 0 (boxes on forms, whose rules were written "
+        "against forms drawn by a test script and checked on dev scenes only) and rotate_min_deg 0 (no second reading of a tilted page turned level, c16c42d, "
         "whose 12 degrees were chosen on MNIST *training* digits turned with a prototype of the 'tilted' category, "
         "seeds 7 and 8, and on dev scenes); the reader's other changes since (small runs cut from their finer mask, 9779363; "
         "the second look, f1c6c83 and a02da3b; 1s beside a rejected stroke, da3310a; filled dark loops, the coarse "
@@ -142,6 +146,8 @@ def write(rng: np.random.Generator, category: str, pool: Sequence[np.ndarray] | 
          else mnist_glyphs(rng, pool, text, rel, height))
     if g.shape[1] > w - 10:
         g = cv2.resize(g, (w - 10, max(1, int(g.shape[0] * (w - 10) / g.shape[1]))), interpolation=cv2.INTER_AREA)
+    if category == "boxes":
+        return _boxed(rng, text, img, pool, rel, height)
     gh, gw = g.shape
     if category == "tilted":  # near the middle, so that it stays in the frame when turned
         x, y = (w - gw) // 2 + int(rng.integers(-40, 41)), (h - gh) // 2 + int(rng.integers(-40, 41))
@@ -178,13 +184,54 @@ def write(rng: np.random.Generator, category: str, pool: Sequence[np.ndarray] | 
     return Written(out, text, box)
 
 
+def _boxed(rng: np.random.Generator, text: str, img: np.ndarray, pool, rel: float, height: float) -> Written:
+    """The 'boxes' category: `text` written one digit per box of a row drawn on the page `img` (float32 BGR), then
+    photographed as 'plain' is."""
+    h_img, w_img = img.shape[:2]
+    height = min(height, 80.0)
+    bh, bw = height * rng.uniform(1.2, 1.7), height * rng.uniform(0.95, 1.25)
+    comb = bool(rng.integers(2))  # shared sides, or boxes apart
+    step = bw if comb else bw * rng.uniform(1.1, 1.3)
+    x0 = int(rng.integers(5, max(6, int(w_img - step * len(text) - 5))))
+    y0 = int(rng.integers(5, max(6, int(h_img - bh - 5))))
+    layer = np.zeros((h_img, w_img), np.uint8)
+    for k, ch in enumerate(text):
+        g = (font_glyphs(ch, FONTS[int(rng.integers(len(FONTS)))], rel, height) if pool is None
+             else mnist_glyphs(rng, pool, ch, rel, height))
+        if pool is not None:  # mnist_glyphs pads a gap after each digit: take the ink only
+            g = g[:, :int(np.flatnonzero(g.max(axis=0))[-1]) + 1]
+        if g.shape[1] > bw - 4:
+            g = cv2.resize(g, (max(1, int(bw - 4)), max(1, int(g.shape[0] * (bw - 4) / g.shape[1]))), interpolation=cv2.INTER_AREA)
+        gh, gw = g.shape
+        bx = x0 + k * step
+        x = int(bx + (bw - gw) / 2 + rng.uniform(-0.5, 0.5) * max(0.0, bw - gw))  # some play, a side touched at times
+        y = int(y0 + (bh - gh) / 2 + rng.uniform(-0.5, 0.5) * max(0.0, bh - gh))
+        x, y = min(max(0, x), w_img - gw), min(max(0, y), h_img - gh)
+        layer[y:y + gh, x:x + gw] = np.maximum(layer[y:y + gh, x:x + gw], g)
+    line = np.float32(rng.choice([[90, 90, 90], [150, 100, 60], [60, 60, 60]]))  # the form's print: grey or blue
+    t = max(1, int(round(height * rng.uniform(0.02, 0.05))))
+    frame = np.zeros((h_img, w_img), np.uint8)
+    for k in range(len(text)):
+        bx = int(x0 + k * step)
+        cv2.rectangle(frame, (bx, y0), (int(bx + bw), int(y0 + bh)), 255, t)
+    img = img * (1 - (frame.astype(np.float32) / 255)[..., None]) + line * (frame.astype(np.float32) / 255)[..., None]
+    a = (layer.astype(np.float32) / 255)[..., None]
+    img = img * (1 - a) + ink_colour(rng, "boxes") * a
+    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.6, 1.4))
+    img = img + rng.normal(0, 4, img.shape)
+    box = (x0, y0, int(step * (len(text) - 1) + bw) + 1, int(bh) + 1)
+    box = (box[0], box[1], min(box[2], w_img - box[0]), min(box[3], h_img - box[1]))
+    return Written(np.clip(img, 0, 255).astype(np.uint8), text, box)
+
+
 def load_readers() -> dict:
     """The reader now and this code with c4b3b50's detection settings, both on one onnxruntime thread."""
     from digitlens import Recognizer
     from digitlens.detect import DetectConfig
     from digitlens.recognizer import ReaderConfig
 
-    before = ReaderConfig(detect=DetectConfig(coarse_min_height_frac=0.0, border_margin_frac=0.02, stroke_blur_px=0.0),
+    before = ReaderConfig(detect=DetectConfig(coarse_min_height_frac=0.0, border_margin_frac=0.02, stroke_blur_px=0.0,
+                                              box_sides=False, frame_min_side_cover=0.0),
                           rotate_min_deg=0.0, intra_op_threads=1)
     return {"current": Recognizer.load(None, ReaderConfig(intra_op_threads=1)),
             "before": Recognizer.load(None, before)}

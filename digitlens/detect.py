@@ -60,6 +60,9 @@ class DetectConfig:
     line_piece_max_lean: float = 0.6  # ... and its box at most this x its height wide (upright within ~30 degrees)
     line_piece_gap: float = 0.1  # (the axis is looked at from this x its height past the end ...)
     line_piece_min_height_px: int = 32  # (... of regions at least this tall: a shorter one is judged by its shape)
+    box_sides: bool = True  # a thin upright region both of whose ends rest on lines that remove_lines took is the side
+    # of a box on a form (a comb of boxes for one digit each, a table's cell), no "1": a 1 crosses a ruled line or
+    # ends short of it, and rarely meets one at each end (see ends_on_lines)
     min_height_px: int = 8  # smaller specks are noise at any distance
     min_area_px: int = 20
     max_height_frac: float = 0.9  # a region as tall as the frame is a page edge or a shadow
@@ -81,6 +84,9 @@ class DetectConfig:
     merge_gap: float = 0.35  # ... whose vertical gap is under 0.35 of the taller's (or the typical) height ...
     merge_growth: float = 1.5  # ... if the merged height stays under 1.5 x the taller's (not two lines)
     merge_max_size_ratio: float = 3.0  # ... and neither piece is over 3x longer than the other
+    frame_min_side_cover: float = 0.8  # ... and neither lies wholly inside the other when that one is a drawn box (its
+    # ink along each side of its box for 0.8 of it, 0: no such test): a digit in a box on a form (one box per
+    # digit, a table's cell) is no piece of the box
     typical_unions: bool = True  # pieces merged only because the frame's typical height allowed it (not their own)
     # stay candidates too, and their merge is offered as a union (piece_unions' bookkeeping): the reader takes it
     # only when it reads as a surer digit. Large writing elsewhere (a printed shirt) raises the typical height
@@ -258,12 +264,13 @@ def remove_lines(mask: np.ndarray, cfg: DetectConfig) -> np.ndarray:
     return cv2.bitwise_or(cleaned, cv2.bitwise_and(bridge, lines))
 
 
-def _merge_groups(stats: np.ndarray, cfg: DetectConfig, typical: float = 0.0
+def _merge_groups(stats: np.ndarray, cfg: DetectConfig, typical: float = 0.0, frame=None
                   ) -> tuple[list[list[int]], list[list[int]]]:
     """Group component indices that are pieces of one digit (the detached bar of a 5, an open 4, a broken 0).
     Gaps and growth are measured against the taller piece or, when the frame holds several regions, their
     typical height: a 2 broken in two halves is merged like the writing around it. Returns the groups, and the
-    groups the pieces form when each pair is judged by its own height alone (a finer partition of the same)."""
+    groups the pieces form when each pair is judged by its own height alone (a finer partition of the same).
+    `frame(i)`: piece i is a drawn box (see _is_frame); a piece wholly inside one is never merged with it."""
     n = len(stats)
     pairs, own = [], []
     boxes = stats[:, :4].astype(np.int64)
@@ -281,6 +288,9 @@ def _merge_groups(stats: np.ndarray, cfg: DetectConfig, typical: float = 0.0
             long_a, long_b = max(aw, ah), max(bw, bh)
             if max(long_a, long_b) > cfg.merge_max_size_ratio * min(long_a, long_b):
                 continue  # a digit inside the outline of a page or a drawn frame is not a piece of it
+            if frame is not None and ((ax < bx and ay < by and bx + bw < ax + aw and by + bh < ay + ah and frame(a)) or
+                                      (bx < ax and by < ay and ax + aw < bx + bw and ay + ah < by + bh and frame(b))):
+                continue  # ... nor one inside a box drawn round it on a form
             gap = max(by - (ay + ah), ay - (by + bh), 0)
             merged_h = max(ay + ah, by + bh) - min(ay, by)
             for tall, out in ((max(ah, bh), own), (max(ah, bh, typical), pairs)):
@@ -294,6 +304,17 @@ def _groups(n: int, pairs) -> list[list[int]]:
     for i, root in enumerate(union_roots(n, pairs)):
         groups.setdefault(root, []).append(i)
     return list(groups.values())
+
+
+def _is_frame(labels: np.ndarray, stat: np.ndarray, label: int, cover: float) -> bool:
+    """Region `label` (its stats row) is a drawn box: its ink covers at least `cover` of each side of its box
+    (within 2 rows or columns of it), as no digit's does."""
+    x, y, w, h = (int(v) for v in stat[:4])
+    if w < 8 or h < 8:
+        return False
+    own = labels[y:y + h, x:x + w] == label
+    sides = (own[:2].any(axis=0), own[-2:].any(axis=0), own[:, :2].any(axis=1), own[:, -2:].any(axis=1))
+    return all(float(side.mean()) >= cover for side in sides)
 
 
 def union_roots(n: int, pairs) -> list[int]:
@@ -569,7 +590,8 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
     stats, ids = stats[keep], ids[keep]
     sized = stats[(stats[:, cv2.CC_STAT_HEIGHT] >= cfg.min_height_px) & (stats[:, cv2.CC_STAT_AREA] >= cfg.min_area_px)]
     typical = float(np.median(sized[:, cv2.CC_STAT_HEIGHT])) if len(sized) >= 3 else 0.0
-    groups, own = _merge_groups(stats, cfg, typical)
+    is_frame = (lambda i: _is_frame(labels, stats[i], ids[i], cfg.frame_min_side_cover)) if cfg.frame_min_side_cover else None
+    groups, own = _merge_groups(stats, cfg, typical, is_frame)
     union_of_groups: dict[int, list[int]] = {}  # a typical-only merge -> the groups its pieces form alone
     if unions and own is not None and len(own) != len(groups):
         root = np.empty(len(stats), np.int64)
@@ -678,6 +700,36 @@ def continues_as_line(c: Candidate, ink: np.ndarray, cfg: DetectConfig) -> bool:
     return False
 
 
+def ends_on_lines(c: Candidate, lines: np.ndarray, cfg: DetectConfig, reach: int = 3) -> bool:
+    """A thin, upright candidate (as in continues_as_line) whose stroke ends, at the top and at the bottom, within
+    `reach` px of `lines` (the ruled lines remove_lines took, a 0/1 mask): the side of a drawn box whose top and
+    bottom were taken as lines (DetectConfig.box_sides)."""
+    x, y, w, h = c.box
+    across = float(np.median(c.mask.sum(axis=1)))
+    if across > cfg.line_piece_max_aspect * h or w > cfg.line_piece_max_lean * h:
+        return False
+    rows = np.flatnonzero(c.mask.any(axis=1))
+    # Straight, as a ruled side is: each row's centre of ink within max(2 px, the stroke's width) of a line through
+    # them, leaning at most 0.2 (a curve of a 5 between two ruled lines is thin too)
+    ys, xs = np.nonzero(c.mask[rows[0]:rows[-1] + 1])
+    centre = np.bincount(ys, weights=xs) / np.maximum(np.bincount(ys), 1)
+    inked = np.bincount(ys) > 0
+    t = np.flatnonzero(inked)
+    if len(t) < 3:
+        return False
+    slope, icpt = np.polyfit(t, centre[inked], 1)
+    if abs(slope) > 0.2 or np.abs(centre[inked] - (slope * t + icpt)).max() > max(2.0, across):
+        return False
+    H, W = lines.shape
+    for row, step in ((rows[0], -1), (rows[-1], 1)):
+        xs = np.flatnonzero(c.mask[row])
+        x0, x1 = max(0, x + int(xs[0]) - reach), min(W, x + int(xs[-1]) + reach + 1)
+        y0, y1 = sorted((y + int(row), y + int(row) + step * (reach + 1)))
+        if not lines[max(0, y0):min(H, y1 + 1), x0:x1].any():
+            return False
+    return True
+
+
 def piece_unions(candidates: list[Candidate], faint: np.ndarray, cfg: DetectConfig) -> list[Candidate]:
     """Candidates that are pieces of one broken stroke: connected by faint ink (`faint`, a 0/1 mask binarised below
     the weak threshold, lines removed) though not by the weak ink they were cut from. Each group of 2 to
@@ -760,6 +812,10 @@ def candidates_and_grey(image: np.ndarray, cfg: DetectConfig = DetectConfig()
         found = components(cleaned, strong, cfg, polarity, grey, bg, cfg.typical_unions)
         if cfg.line_piece_reach:
             found = [c for c in found if not continues_as_line(c, weak, cfg)]
+        if cfg.box_sides and found:
+            taken = cv2.subtract(weak, cleaned)  # what remove_lines took
+            if cv2.countNonZero(taken):
+                found = [c for c in found if not ends_on_lines(c, taken, cfg)]
         if cfg.union_contrast and len(found) >= 2:
             faint = cv2.threshold(contrast, int(cfg.union_contrast * 255), 1, cv2.THRESH_BINARY)[1]
             lines = cv2.dilate(cv2.subtract(weak, cleaned), np.ones((3, 3), np.uint8))  # what remove_lines took

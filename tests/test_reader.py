@@ -1279,3 +1279,66 @@ def test_two_way_cuts_are_the_cheapest_columns_apart_within_the_band():
     mask[:, 36] = 0  # a third gap, too close to the one at 30 to be another way of cutting
     assert detect.two_way_cuts(mask, 3) == [60, 29]
     assert detect.two_way_cuts(np.ones((10, 4), np.uint8)) == []  # too narrow to cut
+
+
+def _form(core_mnist, text: str, offset: int, style: str) -> np.ndarray:
+    """`text` in MNIST test digits 44 px tall, one per box of a row on a form: a comb (one frame, shared sides)
+    or boxes apart, 64 x 76 px each, the digits clear of the sides."""
+    page = paper(h=480, w=640, seed=offset)
+    x0, y0, bw, bh = 120, 200, 64, 76
+    for k, d in enumerate(pick(core_mnist, text, offset)):
+        ys, xs = np.nonzero(d > 60)
+        wd = int((xs.max() - xs.min() + 1) / (ys.max() - ys.min() + 1) * 44)
+        write_digits(page, [d], x0 + k * bw + (bw - wd) // 2, y0 + 16, 44)
+    if style == "comb":
+        cv2.rectangle(page, (x0, y0), (x0 + len(text) * bw, y0 + bh), (60, 60, 60), 2)
+        for k in range(1, len(text)):
+            cv2.line(page, (x0 + k * bw, y0), (x0 + k * bw, y0 + bh), (60, 60, 60), 2)
+    else:
+        for k in range(len(text)):
+            cv2.rectangle(page, (x0 + k * bw + 3, y0), (x0 + (k + 1) * bw - 3, y0 + bh), (60, 60, 60), 2)
+    return page
+
+
+@pytest.mark.parametrize("style,text,offset", [("comb", "07418", 0), ("comb", "1234", 6), ("boxes", "30741", 1),
+                                               ("boxes", "90125", 8)])
+def test_the_sides_of_boxes_on_a_form_are_no_1s(core_reader, core_mnist, style, text, offset):
+    """A row of boxes, one digit in each, spanning 40% of the frame: remove_lines takes the boxes' tops and bottoms
+    as ruled lines, and each side left between them is a thin upright stroke, a "1", unless it is seen to rest on
+    a taken line at both ends (DetectConfig.box_sides)."""
+    page = _form(core_mnist, text, offset, style)
+    assert core_reader.read(page).text == text
+    off = Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(box_sides=False)))
+    assert "1" * 3 in off.read(page).text.replace(" ", "")  # the sides read as 1s
+
+
+@pytest.mark.parametrize("text,offset", [("1234", 6), ("5678", 7)])
+def test_a_digit_inside_a_box_drawn_round_it_is_not_merged_with_the_box(core_reader, core_mnist, text, offset):
+    """Four boxes apart, too short a row for ruled lines: each box is a region of its own with its digit inside,
+    no piece of it (DetectConfig.frame_min_side_cover). Merged, box and digit read as no digit."""
+    page = _form(core_mnist, text, offset, "boxes")
+    assert core_reader.read(page).text == text
+    off = Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(frame_min_side_cover=0.0)))
+    assert off.read(page).text == ""
+
+
+def test_ends_on_lines_and_is_frame_on_drawn_shapes():
+    cfg = detect.DetectConfig()
+    lines = np.zeros((200, 300), np.uint8)
+    lines[50:52, :] = 1
+    lines[130:132, :] = 1
+    side = np.zeros((78, 3), np.uint8) + 1  # a box's side from one line to the other
+    assert detect.ends_on_lines(detect.Candidate((100, 52, 3, 78), side, "dark"), lines, cfg)
+    short = detect.Candidate((100, 60, 3, 60), np.ones((60, 3), np.uint8), "dark")  # a 1 ending short of both
+    assert not detect.ends_on_lines(short, lines, cfg)
+    crossing = detect.Candidate((100, 40, 3, 60), np.ones((60, 3), np.uint8), "dark")  # crosses one line only
+    assert not detect.ends_on_lines(crossing, lines, cfg)
+    bow = np.zeros((78, 30), np.uint8)  # a curve from line to line (a 5's bowl cut by ruled lines) is no side
+    cv2.ellipse(bow, (0, 39), (25, 38), 0, -90, 90, 1, 3)
+    assert not detect.ends_on_lines(detect.Candidate((100, 52, 30, 78), bow, "dark"), lines, cfg)
+    canvas = np.zeros((120, 120), np.int32)
+    cv2.rectangle(canvas, (10, 10), (70, 100), 1, 2)  # a drawn box: label 1
+    cv2.ellipse(canvas, (95, 50), (15, 30), 0, 0, 360, 2, 2)  # a 0: label 2
+    stats = {k: cv2.boundingRect((canvas == k).astype(np.uint8)) for k in (1, 2)}
+    assert detect._is_frame(canvas, np.array(stats[1]), 1, 0.8)
+    assert not detect._is_frame(canvas, np.array(stats[2]), 2, 0.8)

@@ -84,6 +84,7 @@ class DetectConfig:
     merge_gap: float = 0.35  # ... whose vertical gap is under 0.35 of the taller's (or the typical) height ...
     merge_growth: float = 1.5  # ... if the merged height stays under 1.5 x the taller's (not two lines)
     merge_max_size_ratio: float = 3.0  # ... and neither piece is over 3x longer than the other
+    frame_strip: bool = True  # writing that touches a drawn box is read without it: see frame_cells
     frame_min_side_cover: float = 0.8  # ... and neither lies wholly inside the other when that one is a drawn box (its
     # ink along each side of its box for 0.8 of it, 0: no such test): a digit in a box on a form (one box per
     # digit, a table's cell) is no piece of the box
@@ -315,6 +316,42 @@ def _is_frame(labels: np.ndarray, stat: np.ndarray, label: int, cover: float) ->
     own = labels[y:y + h, x:x + w] == label
     sides = (own[:2].any(axis=0), own[-2:].any(axis=0), own[:, :2].any(axis=1), own[:, -2:].any(axis=1))
     return all(float(side.mean()) >= cover for side in sides)
+
+
+def frame_cells(crop: np.ndarray, cfg: DetectConfig) -> list[tuple[int, int, np.ndarray]] | None:
+    """A region that is a drawn box (its ink along frame_min_side_cover of each side) with writing inside that
+    touches it: the ink inside its sides, cut at the dividers of a comb (columns inked over 0.9 of the inside's
+    height), per cell (dx, dy, mask) with its offset in the crop. None when it is no box or holds no writing."""
+    h, w = crop.shape
+    cover = cfg.frame_min_side_cover
+    if h < 2 * cfg.min_height_px or w < cfg.min_height_px:
+        return None
+    if not (crop[0, w // 2] or crop[1, w // 2]) or not (crop[-1, w // 2] or crop[-2, w // 2]):
+        return None  # most regions: no ink at the middle of the top or bottom side
+    sides = (crop[:2].any(axis=0), crop[-2:].any(axis=0), crop[:, :2].any(axis=1), crop[:, -2:].any(axis=1))
+    if not all(float(side.mean()) >= cover for side in sides):
+        return None
+    rows, cols = crop.mean(axis=1), crop.mean(axis=0)
+    run = lambda v: int(np.argmin(v >= cover)) if (v < cover).any() else len(v)  # leading lines of the side
+    t = max(run(rows), run(rows[::-1]), run(cols), run(cols[::-1])) + 1
+    inner = crop[t:h - t, t:w - t].copy()
+    if inner.size == 0 or cv2.countNonZero(inner) < cfg.min_area_px:
+        return None
+    dividers = inner.mean(axis=0) >= 0.9
+    if dividers.any():
+        dividers = cv2.dilate(dividers.astype(np.uint8)[None, :], np.ones((1, 3), np.uint8))[0] > 0
+        inner[:, dividers] = 0
+    cells = []
+    edges = np.flatnonzero(np.diff(np.r_[0, (~dividers).astype(np.int8), 0]))  # runs of non-divider columns
+    for a, b in zip(edges[::2], edges[1::2]):
+        cell = inner[:, a:b]
+        if cv2.countNonZero(cell) < cfg.min_area_px:
+            continue
+        ys, xs = np.nonzero(cell)
+        sub = cell[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+        if sub.shape[0] >= cfg.min_height_px:
+            cells.append((int(t + a + xs.min()), int(t + ys.min()), np.ascontiguousarray(sub)))
+    return cells or None
 
 
 def union_roots(n: int, pairs) -> list[int]:
@@ -606,8 +643,9 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
     fits = (bhs >= cfg.min_height_px) & (areas >= cfg.min_area_px) & ~_not_writing_shape(boxes[:, :4], (h, w), cfg)
     ink_grey = None if grey is None else grey if polarity == "dark" else cv2.bitwise_not(grey)  # not_writing wants dark ink
 
-    def made(k: int) -> Candidate | None:
-        """Group k's candidate, if it passes the per-region tests."""
+    def made(k: int) -> Candidate | list[Candidate] | None:
+        """Group k's candidate, if it passes the per-region tests (a drawn box the writing touches: the candidates
+        of its cells, see frame_cells)."""
         group = groups[k]
         x0, y0, bw, bh = (int(v) for v in boxes[k, :4])
         x1, y1 = x0 + bw, y0 + bh
@@ -616,6 +654,18 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
             if surface < cfg.dark_min_background if polarity == "dark" else surface > cfg.light_max_background:
                 return None
         crop, holes = fill_pinholes_holes(_members(labels[y0:y1, x0:x1], ids[group]), cfg)
+        if cfg.frame_strip and cfg.frame_min_side_cover and k not in union_of_groups:
+            cells = frame_cells(crop, cfg)
+            if cells:  # the writing in a drawn box that it touches: each cell's ink is a region of its own
+                found = [made_from(k, (x0 + dx, y0 + dy, sub.shape[1], sub.shape[0]), sub) for dx, dy, sub in cells]
+                return [c for c in found if c is not None] or None
+        return made_from(k, (x0, y0, bw, bh), crop, holes)
+
+    def made_from(k: int, box: tuple[int, int, int, int], crop: np.ndarray, holes=None) -> Candidate | None:
+        """made's tests on one region: its box and mask."""
+        x0, y0, bw, bh = box
+        if holes is None:
+            crop, holes = fill_pinholes_holes(crop, cfg)
         if too_thick(crop, cfg) and not (bh < cfg.fine_thick_below_px and grey is not None
                                          and _strokes_when_finer(grey, Candidate((x0, y0, bw, bh), crop, polarity), cfg)):
             return None
@@ -638,7 +688,9 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
     out: list[Candidate] = []
     for k in map(int, np.flatnonzero(fits)):
         c = None if k in gone else unions[k] if k in unions else made(k)
-        if c is not None:
+        if isinstance(c, list):
+            out.extend(c)
+        elif c is not None:
             out.append(c)
     if len(out) > cfg.max_candidates:
         out.sort(key=lambda c: -int(c.mask.sum()))

@@ -1342,3 +1342,43 @@ def test_ends_on_lines_and_is_frame_on_drawn_shapes():
     stats = {k: cv2.boundingRect((canvas == k).astype(np.uint8)) for k in (1, 2)}
     assert detect._is_frame(canvas, np.array(stats[1]), 1, 0.8)
     assert not detect._is_frame(canvas, np.array(stats[2]), 2, 0.8)
+
+
+@pytest.mark.parametrize("style,text,offset", [("boxes", "3579", 2), ("comb", "3579", 2)])
+def test_digits_touching_the_box_drawn_round_them_are_read_without_it(core_reader, core_mnist, style, text, offset):
+    """Each digit pushed against its box's left side: box and digit are one region, read as no digit, unless the
+    box is seen as drawn (its ink along each side) and the ink inside it is read cell by cell (frame_cells).
+    Not every such page reads whole: the strip along the side takes the part of a digit's stroke that overlaps it
+    (here 1234, 5678, 9024 and 4680 pushed 4 px into the sides read 234, 56, '0 2' and 0; without the strip,
+    nothing)."""
+    page = paper(h=480, w=900, seed=offset)  # the row spans under 40% of the frame: its sides are no ruled lines
+    x0, y0, bw, bh = 120, 200, 64, 76
+    for k, d in enumerate(pick(core_mnist, text, offset)):
+        write_digits(page, [d], x0 + k * bw + (4 if style == "boxes" else 3), y0 + 16, 44)
+    if style == "comb":
+        cv2.rectangle(page, (x0, y0), (x0 + len(text) * bw, y0 + bh), (60, 60, 60), 2)
+        for k in range(1, len(text)):
+            cv2.line(page, (x0 + k * bw, y0), (x0 + k * bw, y0 + bh), (60, 60, 60), 2)
+    else:
+        for k in range(len(text)):
+            cv2.rectangle(page, (x0 + k * bw + 3, y0), (x0 + (k + 1) * bw - 3, y0 + bh), (60, 60, 60), 2)
+    assert core_reader.read(page).text == text
+    off = Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(frame_strip=False)))
+    assert off.read(page).text != text
+
+
+def test_frame_cells_cuts_a_comb_into_its_cells():
+    cfg = detect.DetectConfig()
+    comb = np.zeros((60, 122), np.uint8)
+    cv2.rectangle(comb, (0, 0), (121, 59), 1, 2)
+    cv2.line(comb, (60, 0), (60, 59), 1, 2)
+    cv2.line(comb, (2, 20), (30, 40), 1, 3)  # writing touching the left side
+    cv2.circle(comb, (90, 30), 14, 1, 2)
+    cells = detect.frame_cells(comb, cfg)
+    assert cells is not None and len(cells) == 2
+    (ax, ay, a), (bx, by, b) = cells
+    assert ax >= 2 and a.shape[1] <= 30 and 70 <= bx <= 78 and b.shape[0] >= 26
+    assert detect.frame_cells(np.pad(np.ones((40, 3), np.uint8), 1), cfg) is None  # a stroke is no box
+    empty = np.zeros((60, 60), np.uint8)
+    cv2.rectangle(empty, (0, 0), (59, 59), 1, 2)
+    assert detect.frame_cells(empty, cfg) is None  # an empty box: nothing inside to read

@@ -5,7 +5,7 @@ of conditions at a time (below), and reads every image with two readers side by 
 "current" (the reader's settings now) and "before" (this code with the detection settings of commit c4b3b50: no
 coarse pass, 'touching the frame' within 2% of an edge, no allowance for blur in the blot test; and no second
 reading of a tilted page turned level, rotate_min_deg 0; no box sides and drawn frames told from writing,
-box_sides False and frame_min_side_cover 0; every other change since, such as cutting small runs
+box_sides False, frame_min_side_cover 0 and frame_strip False; every other change since, such as cutting small runs
 from their finer mask or filling dark loops, is in both). Digits come from the MNIST *test* split (--source mnist) or are
 drawn with OpenCV's Hershey simplex and script fonts (--source font). One core: onnxruntime and OpenCV
 each use one thread. Writes benchmarks/results/other-hand-<source>.json and prints a table.
@@ -52,8 +52,8 @@ NOTE = ("Categories are written by this script's own compositor, not by benchmar
         "digits and seed 11, on dev scenes of scenes.py (training digits, seeds 7 and 8) and on the test suite "
         "(coarse_min_stroke_frac: a hairline fattened into a 1), never on this benchmark's digits or seed. "
         "'before' = this code with no coarse pass, border_margin_frac 0.02 and stroke_blur_px 0 (the detection "
-        "settings of c4b3b50), box_sides False and frame_min_side_cover 0 (boxes on forms, whose rules were written "
-        "against forms drawn by a test script and checked on dev scenes only) and rotate_min_deg 0 (no second reading of a tilted page turned level, c16c42d, "
+        "settings of c4b3b50), box_sides False, frame_min_side_cover 0 and frame_strip False (boxes on forms, whose rules were written "
+        "against forms drawn by a test script and checked with this compositor on MNIST *training* digits, seed 7, and fonts, seed 8) and rotate_min_deg 0 (no second reading of a tilted page turned level, c16c42d, "
         "whose 12 degrees were chosen on MNIST *training* digits turned with a prototype of the 'tilted' category, "
         "seeds 7 and 8, and on dev scenes); the reader's other changes since (small runs cut from their finer mask, 9779363; "
         "the second look, f1c6c83 and a02da3b; 1s beside a rejected stroke, da3310a; filled dark loops, the coarse "
@@ -231,7 +231,7 @@ def load_readers() -> dict:
     from digitlens.recognizer import ReaderConfig
 
     before = ReaderConfig(detect=DetectConfig(coarse_min_height_frac=0.0, border_margin_frac=0.02, stroke_blur_px=0.0,
-                                              box_sides=False, frame_min_side_cover=0.0),
+                                              box_sides=False, frame_min_side_cover=0.0, frame_strip=False),
                           rotate_min_deg=0.0, intra_op_threads=1)
     return {"current": Recognizer.load(None, ReaderConfig(intra_op_threads=1)),
             "before": Recognizer.load(None, before)}

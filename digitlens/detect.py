@@ -308,14 +308,24 @@ def _groups(n: int, pairs) -> list[list[int]]:
 
 
 def _is_frame(labels: np.ndarray, stat: np.ndarray, label: int, cover: float) -> bool:
-    """Region `label` (its stats row) is a drawn box: its ink covers at least `cover` of each side of its box
-    (within 2 rows or columns of it), as no digit's does."""
+    """Region `label` (its stats row) of `labels` is a drawn box (drawn_box)."""
     x, y, w, h = (int(v) for v in stat[:4])
-    if w < 8 or h < 8:
-        return False
-    own = labels[y:y + h, x:x + w] == label
-    sides = (own[:2].any(axis=0), own[-2:].any(axis=0), own[:, :2].any(axis=1), own[:, -2:].any(axis=1))
-    return all(float(side.mean()) >= cover for side in sides)
+    return drawn_box((labels[y:y + h, x:x + w] == label).view(np.uint8), cover)
+
+
+def drawn_box(mask: np.ndarray, cover: float) -> bool:
+    """The ink of `mask` has a straight line along each side, within a twelfth of its box (at least 3 px) of the
+    edge, inked over at least `cover` of that side: a box drawn on a form (which writing may touch, or cross a
+    little), and no digit (the top rows of a bold 0 are a curve)."""
+    h, w = mask.shape
+    if h < 24 or w < 16:
+        return False  # a box drawn round a digit is larger than a small digit, whose blur may fill its edges
+    qh, qw = max(3, h // 12), max(3, w // 12)
+    if not (mask[:qh, w // 2].any() and mask[-qh:, w // 2].any()):
+        return False  # most regions: no line across the middle near the top or the bottom
+    need_w, need_h = cover * w, cover * h
+    return bool(mask[:qh].sum(axis=1).max() >= need_w and mask[-qh:].sum(axis=1).max() >= need_w
+                and mask[:, :qw].sum(axis=0).max() >= need_h and mask[:, -qw:].sum(axis=0).max() >= need_h)
 
 
 def frame_cells(crop: np.ndarray, cfg: DetectConfig) -> list[tuple[int, int, np.ndarray]] | None:
@@ -324,18 +334,18 @@ def frame_cells(crop: np.ndarray, cfg: DetectConfig) -> list[tuple[int, int, np.
     height), per cell (dx, dy, mask) with its offset in the crop. None when it is no box or holds no writing."""
     h, w = crop.shape
     cover = cfg.frame_min_side_cover
-    if h < 2 * cfg.min_height_px or w < cfg.min_height_px:
-        return None
-    if not (crop[0, w // 2] or crop[1, w // 2]) or not (crop[-1, w // 2] or crop[-2, w // 2]):
-        return None  # most regions: no ink at the middle of the top or bottom side
-    sides = (crop[:2].any(axis=0), crop[-2:].any(axis=0), crop[:, :2].any(axis=1), crop[:, -2:].any(axis=1))
-    if not all(float(side.mean()) >= cover for side in sides):
+    if not drawn_box(crop, cover):
         return None
     rows, cols = crop.mean(axis=1), crop.mean(axis=0)
-    run = lambda v: int(np.argmin(v >= cover)) if (v < cover).any() else len(v)  # leading lines of the side
-    t = max(run(rows), run(rows[::-1]), run(cols), run(cols[::-1])) + 1
-    inner = crop[t:h - t, t:w - t].copy()
-    if inner.size == 0 or cv2.countNonZero(inner) < cfg.min_area_px:
+    qh, qw = max(3, h // 12), max(3, w // 12)  # as drawn_box looks for the sides
+    sides = [_side(rows[:qh]), _side(rows[::-1][:qh]), _side(cols[:qw]), _side(cols[::-1][:qw])]
+    width = sorted(wd for _, wd in sides)[1] + 1  # the second narrowest: writing that touches a side widens it
+    (top, _), (bottom, _), (left, _), (right, _) = sides
+    y0, y1, x0, x1 = top + width, h - bottom - width, left + width, w - right - width
+    if y1 <= y0 or x1 <= x0:
+        return None
+    inner = crop[y0:y1, x0:x1].copy()
+    if cv2.countNonZero(inner) < cfg.min_area_px:
         return None
     dividers = inner.mean(axis=0) >= 0.9
     if dividers.any():
@@ -350,8 +360,20 @@ def frame_cells(crop: np.ndarray, cfg: DetectConfig) -> list[tuple[int, int, np.
         ys, xs = np.nonzero(cell)
         sub = cell[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
         if sub.shape[0] >= cfg.min_height_px:
-            cells.append((int(t + a + xs.min()), int(t + ys.min()), np.ascontiguousarray(sub)))
+            cells.append((int(x0 + a + xs.min()), int(y0 + ys.min()), np.ascontiguousarray(sub)))
     return cells or None
+
+
+def _side(cover: np.ndarray) -> tuple[int, int]:
+    """A drawn box's side, from a profile of how much of each row (or column) is inked, from the box's edge inwards
+    over its outer quarter: where the side's line begins (the first row over half inked) and how wide it is."""
+    start = np.flatnonzero(cover >= 0.5)
+    if not len(start):
+        return 0, 1
+    end = int(start[0])
+    while end < len(cover) and cover[end] >= 0.5:
+        end += 1
+    return int(start[0]), end - int(start[0])
 
 
 def union_roots(n: int, pairs) -> list[int]:

@@ -794,7 +794,7 @@ class Recognizer:
                 masks: Sequence[np.ndarray] | None = None) -> list[Digit]:
         """The digits the candidates read as; `masks`: per candidate the mask it was read from (_read_from; by
         default their own)."""
-        cc = self.config.classify
+        cc, dc = self.config.classify, self.config.detect
         masks = [c.mask for c in candidates] if masks is None else masks
         found: list[Digit] = []
         rejected: list[tuple[int, int, int, int]] = []
@@ -823,6 +823,8 @@ class Recognizer:
             elif kind == "whole":
                 found.append(self._digit(probs[hyps[0].rows[0]], hyps[0].boxes[0], scale, width, height))
             else:  # unsure digits are letters for the word rule only with unsure_letters; 1s beside them are strokes
+                if kind == "rejected" and dc.frame_min_side_cover and detect.drawn_box(masks[i], dc.frame_min_side_cover):
+                    continue  # an empty box drawn on a form is no letter of a word
                 box = _to_input(hyps[0].boxes[0], scale, width, height)
                 (rejected if kind == "rejected" or cc.unsure_letters else unsure_boxes).append(box)
                 if kind == "unsure":

@@ -159,6 +159,8 @@ class Candidate:
     parts: tuple[tuple[int, int, int, int], ...] = ()  # a union of broken pieces (see piece_unions): their boxes
     merged: bool = False  # a union read by default, as if its pieces were one region (see typical_unions): it gives
     # way only to pieces that all read as digits
+    boxed: bool = False  # it stands inside a box drawn round it (see frame_min_side_cover): its grey surroundings hold
+    # the box, so it is read from its mask alone
 
 
 def to_grey(image: np.ndarray) -> np.ndarray:
@@ -265,13 +267,15 @@ def remove_lines(mask: np.ndarray, cfg: DetectConfig) -> np.ndarray:
     return cv2.bitwise_or(cleaned, cv2.bitwise_and(bridge, lines))
 
 
-def _merge_groups(stats: np.ndarray, cfg: DetectConfig, typical: float = 0.0, frame=None
+def _merge_groups(stats: np.ndarray, cfg: DetectConfig, typical: float = 0.0, frame=None, boxed: set | None = None
                   ) -> tuple[list[list[int]], list[list[int]]]:
     """Group component indices that are pieces of one digit (the detached bar of a 5, an open 4, a broken 0).
     Gaps and growth are measured against the taller piece or, when the frame holds several regions, their
     typical height: a 2 broken in two halves is merged like the writing around it. Returns the groups, and the
     groups the pieces form when each pair is judged by its own height alone (a finer partition of the same).
-    `frame(i)`: piece i is a drawn box (see _is_frame); a piece wholly inside one is never merged with it."""
+    `frame(i)`: piece i is a drawn box (see _is_frame); a piece wholly inside one is never merged with it, and is
+    added to `boxed`."""
+    boxed = set() if boxed is None else boxed
     n = len(stats)
     pairs, own = [], []
     boxes = stats[:, :4].astype(np.int64)
@@ -289,9 +293,13 @@ def _merge_groups(stats: np.ndarray, cfg: DetectConfig, typical: float = 0.0, fr
             long_a, long_b = max(aw, ah), max(bw, bh)
             if max(long_a, long_b) > cfg.merge_max_size_ratio * min(long_a, long_b):
                 continue  # a digit inside the outline of a page or a drawn frame is not a piece of it
-            if frame is not None and ((ax < bx and ay < by and bx + bw < ax + aw and by + bh < ay + ah and frame(a)) or
-                                      (bx < ax and by < ay and ax + aw < bx + bw and ay + ah < by + bh and frame(b))):
-                continue  # ... nor one inside a box drawn round it on a form
+            if frame is not None:  # ... nor one inside a box drawn round it on a form
+                if ax < bx and ay < by and bx + bw < ax + aw and by + bh < ay + ah and frame(a):
+                    boxed.add(int(b))
+                    continue
+                if bx < ax and by < ay and ax + aw < bx + bw and ay + ah < by + bh and frame(b):
+                    boxed.add(int(a))
+                    continue
             gap = max(by - (ay + ah), ay - (by + bh), 0)
             merged_h = max(ay + ah, by + bh) - min(ay, by)
             for tall, out in ((max(ah, bh), own), (max(ah, bh, typical), pairs)):
@@ -650,7 +658,8 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
     sized = stats[(stats[:, cv2.CC_STAT_HEIGHT] >= cfg.min_height_px) & (stats[:, cv2.CC_STAT_AREA] >= cfg.min_area_px)]
     typical = float(np.median(sized[:, cv2.CC_STAT_HEIGHT])) if len(sized) >= 3 else 0.0
     is_frame = (lambda i: _is_frame(labels, stats[i], ids[i], cfg.frame_min_side_cover)) if cfg.frame_min_side_cover else None
-    groups, own = _merge_groups(stats, cfg, typical, is_frame)
+    boxed_pieces: set[int] = set()  # pieces inside a drawn box
+    groups, own = _merge_groups(stats, cfg, typical, is_frame, boxed_pieces)
     union_of_groups: dict[int, list[int]] = {}  # a typical-only merge -> the groups its pieces form alone
     if unions and own is not None and len(own) != len(groups):
         root = np.empty(len(stats), np.int64)
@@ -679,12 +688,14 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
         if cfg.frame_strip and cfg.frame_min_side_cover and k not in union_of_groups:
             cells = frame_cells(crop, cfg)
             if cells:  # the writing in a drawn box that it touches: each cell's ink is a region of its own
-                found = [made_from(k, (x0 + dx, y0 + dy, sub.shape[1], sub.shape[0]), sub) for dx, dy, sub in cells]
+                found = [made_from(k, (x0 + dx, y0 + dy, sub.shape[1], sub.shape[0]), sub, boxed=True)
+                         for dx, dy, sub in cells]
                 return [c for c in found if c is not None] or None
         return made_from(k, (x0, y0, bw, bh), crop, holes)
 
-    def made_from(k: int, box: tuple[int, int, int, int], crop: np.ndarray, holes=None) -> Candidate | None:
-        """made's tests on one region: its box and mask."""
+    def made_from(k: int, box: tuple[int, int, int, int], crop: np.ndarray, holes=None,
+                  boxed: bool = False) -> Candidate | None:
+        """made's tests on one region: its box and mask (`boxed`: a cell of a drawn box)."""
         x0, y0, bw, bh = box
         if holes is None:
             crop, holes = fill_pinholes_holes(crop, cfg)
@@ -702,7 +713,7 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
         elif why is not None:
             return None
         parts = tuple(tuple(int(v) for v in boxes[j, :4]) for j in union_of_groups.get(k, ()))
-        return Candidate((x0, y0, bw, bh), crop, polarity, parts, bool(parts))
+        return Candidate((x0, y0, bw, bh), crop, polarity, parts, bool(parts), boxed or bool(boxed_pieces & set(groups[k])))
 
     # A merge that fails the tests takes its pieces with it, as when they were only ever seen merged
     unions = {k: made(k) for k in union_of_groups if fits[k]}

@@ -152,6 +152,8 @@ class GroupConfig:
     spacing_factor: float = 2.5  # ... or, in a line of three digits or more, wider than this x the line's median
     # gap, if that is more (0: never): a writer who spaces digits loosely leaves wider gaps inside a number ...
     max_number_gap: float = 1.0  # ... but a gap wider than this x the digit height always starts a new number
+    boxed_gap: float = 1.5  # two digits each in a box drawn round it (a form's row of boxes) are one number up to
+    # this x the digit height apart: the boxes, not the writer, set the spacing
 
 
 @dataclass(frozen=True)
@@ -236,8 +238,10 @@ def group_lines(digits: Sequence[Digit], cfg: GroupConfig = GroupConfig()) -> li
     return [[digits[k] for k in chain] for chain in lines]
 
 
-def group_numbers(digits: Sequence[Digit], cfg: GroupConfig = GroupConfig()) -> tuple[tuple[Digit, ...], tuple[Number, ...]]:
-    """Put digits in reading order and group them into numbers (indices into the returned digits)."""
+def group_numbers(digits: Sequence[Digit], cfg: GroupConfig = GroupConfig(), boxed: frozenset = frozenset()
+                  ) -> tuple[tuple[Digit, ...], tuple[Number, ...]]:
+    """Put digits in reading order and group them into numbers (indices into the returned digits). `boxed`: the
+    boxes of digits written in drawn boxes (GroupConfig.boxed_gap)."""
     ordered: list[Digit] = []
     numbers: list[Number] = []
     for line in group_lines(digits, cfg):
@@ -251,7 +255,7 @@ def group_numbers(digits: Sequence[Digit], cfg: GroupConfig = GroupConfig()) -> 
             if run:
                 prev = ordered[run[-1]]
                 gap = d.box[0] - (prev.box[0] + prev.box[2])
-                if gap > split:
+                if gap > (cfg.boxed_gap * height if d.box in boxed and prev.box in boxed else split):
                     numbers.append(_number(ordered, run))
                     run = []
             ordered.append(d)
@@ -261,15 +265,15 @@ def group_numbers(digits: Sequence[Digit], cfg: GroupConfig = GroupConfig()) -> 
     return tuple(ordered), tuple(numbers)
 
 
-def drop_stroke_runs(ordered: tuple[Digit, ...], numbers: tuple[Number, ...], cfg: "ReaderConfig"
-                     ) -> tuple[tuple[Digit, ...], tuple[Number, ...]]:
+def drop_stroke_runs(ordered: tuple[Digit, ...], numbers: tuple[Number, ...], cfg: "ReaderConfig",
+                     boxed: frozenset = frozenset()) -> tuple[tuple[Digit, ...], tuple[Number, ...]]:
     """Drop the "numbers" that are only 1s, more than `max_ones_run` of them: parallel strokes (hatching,
     a fence, tally marks, a barcode) rather than writing; the rest is grouped again."""
     strokes = [n for n in numbers if len(n.text) > cfg.classify.max_ones_run and set(n.text) == {"1"}]
     if not strokes:
         return ordered, numbers
     drop = {i for n in strokes for i in n.digits}
-    return group_numbers([d for i, d in enumerate(ordered) if i not in drop], cfg.group)
+    return group_numbers([d for i, d in enumerate(ordered) if i not in drop], cfg.group, boxed)
 
 
 def _number(ordered: list[Digit], run: list[int]) -> Number:
@@ -567,7 +571,8 @@ class Recognizer:
         t3 = time.perf_counter()
         timings["classify"] = (t3 - t2) * 1000
         digits = self._decide(options, probs, scale, width, height, candidates, _read_from(candidates, sources))
-        ordered, numbers = drop_stroke_runs(*group_numbers(digits, cfg.group), cfg)
+        boxed = frozenset(_to_input(c.box, scale, width, height) for c in candidates if c.boxed)
+        ordered, numbers = drop_stroke_runs(*group_numbers(digits, cfg.group, boxed), cfg, boxed)
         t4 = time.perf_counter()
         timings["group"] = (t4 - t3) * 1000
         return Reading(width, height, numbers, ordered, (t4 - t0) * 1000, timings)
@@ -581,12 +586,13 @@ class Recognizer:
         wholes = [hyps[0].rows[0] for hyps in options]
         digitlike = [i for i, r in enumerate(wholes) if 1.0 - float(probs[r, :10].sum()) < cc.grey_average_below
                      and candidates[i].box[3] >= cc.grey_average_min_px]
+        boxed = {i for i in digitlike if candidates[i].boxed}  # in a drawn box: its grey patch holds the box
         if not digitlike:
             return
         link = side_by_side([candidates[i].box for i in digitlike], 0.7, self.config.group.number_gap)
         np.fill_diagonal(link, False)
-        look = [i for k, i in enumerate(digitlike) if not link[k].any()  # lone ones: no digit-like neighbour
-                or float(probs[wholes[i], :10].max()) < cc.grey_average_unsure]
+        look = [i for k, i in enumerate(digitlike) if i not in boxed and (not link[k].any()  # lone: no neighbour
+                or float(probs[wholes[i], :10].max()) < cc.grey_average_unsure)]
         if not look:
             return
         rows = [wholes[i] for i in look]
@@ -731,7 +737,8 @@ class Recognizer:
                                               min_confidence=0.0 if beside else cc.lone_reread_min_confidence))
         if not beside:
             return
-        if cc.grey_rereads:  # and from its grey pixels (normalise_grey); once, as the second round skips `looked`
+        if cc.grey_rereads and not cand.boxed:  # and from its grey pixels (normalise_grey; in a drawn box they hold
+            # the box); once, as the second round skips `looked`
             crops.append(self._grey_crop(grey, cand))
             options[i].append(_Hypothesis([base + len(crops) - 1], [cand.box], reread=True))
         _, _, w, h = cand.box

@@ -1382,3 +1382,30 @@ def test_frame_cells_cuts_a_comb_into_its_cells():
     empty = np.zeros((60, 60), np.uint8)
     cv2.rectangle(empty, (0, 0), (59, 59), 1, 2)
     assert detect.frame_cells(empty, cfg) is None  # an empty box: nothing inside to read
+
+
+def test_digits_in_drawn_boxes_are_one_number_across_the_boxes_spacing():
+    """Two digits 1.2 heights apart are two numbers, unless each stands in a box drawn round it (a form's row of
+    boxes sets the spacing, GroupConfig.boxed_gap)."""
+    a = Digit(2, 0.99, (100, 100, 30, 50), ((2, 0.99),))
+    b = Digit(8, 0.99, (190, 100, 30, 50), ((8, 0.99),))
+    assert [n.text for n in group_numbers([a, b])[1]] == ["2", "8"]
+    assert [n.text for n in group_numbers([a, b], boxed=frozenset({a.box, b.box}))[1]] == ["28"]
+    far = Digit(8, 0.99, (300, 100, 30, 50), ((8, 0.99),))  # 3.4 heights away: another field of the form
+    assert [n.text for n in group_numbers([a, far], boxed=frozenset({a.box, far.box}))[1]] == ["2", "8"]
+
+
+def test_numbers_written_in_the_boxes_of_a_form_read_better_with_the_form_rules(core_reader, core_mnist):
+    """other_hand's 'boxes' category (one digit per box, boxes as a comb or apart, digits with play, sometimes
+    touching a side), MNIST test digits: the reader against the same reader with no box sides, frames, frame
+    strip or boxed grouping."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import other_hand
+
+    pool = [core_mnist.x_test[core_mnist.y_test == d] for d in range(10)]
+    off = Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(
+        box_sides=False, frame_min_side_cover=0.0, frame_strip=False)))
+    shots = [other_hand.write(other_hand.image_rng(5, "boxes", i), "boxes", pool) for i in range(24)]
+    now = sum(core_reader.read(s.image).text == s.text for s in shots)
+    before = sum(off.read(s.image).text == s.text for s in shots)
+    assert now >= 14 and before <= 4, (now, before)

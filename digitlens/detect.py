@@ -84,6 +84,9 @@ class DetectConfig:
     merge_gap: float = 0.35  # ... whose vertical gap is under 0.35 of the taller's (or the typical) height ...
     merge_growth: float = 1.5  # ... if the merged height stays under 1.5 x the taller's (not two lines)
     merge_max_size_ratio: float = 3.0  # ... and neither piece is over 3x longer than the other
+    underline_aspect: float = 4.0  # a piece at least this many times wider than tall, lying under another, is an
+    # underline and is not merged with it (0: no such test); one that touches the writing is taken off it
+    # (underline_cells)
     frame_strip: bool = True  # writing that touches a drawn box is read without it: see frame_cells
     frame_min_side_cover: float = 0.8  # ... and neither lies wholly inside the other when that one is a drawn box (its
     # ink along each side of its box for 0.8 of it, 0: no such test): a digit in a box on a form (one box per
@@ -159,8 +162,9 @@ class Candidate:
     parts: tuple[tuple[int, int, int, int], ...] = ()  # a union of broken pieces (see piece_unions): their boxes
     merged: bool = False  # a union read by default, as if its pieces were one region (see typical_unions): it gives
     # way only to pieces that all read as digits
-    boxed: bool = False  # it stands inside a box drawn round it (see frame_min_side_cover): its grey surroundings hold
-    # the box, so it is read from its mask alone
+    boxed: bool = False  # it stands inside a box drawn round it (see frame_min_side_cover), or on a line drawn under
+    # it that touched it (underline_cells): its grey surroundings hold the box or the line, so it is read from its mask
+    # alone, and its neighbours in the box's row (or on the line) are one number with it
 
 
 def to_grey(image: np.ndarray) -> np.ndarray:
@@ -293,6 +297,9 @@ def _merge_groups(stats: np.ndarray, cfg: DetectConfig, typical: float = 0.0, fr
             long_a, long_b = max(aw, ah), max(bw, bh)
             if max(long_a, long_b) > cfg.merge_max_size_ratio * min(long_a, long_b):
                 continue  # a digit inside the outline of a page or a drawn frame is not a piece of it
+            if cfg.underline_aspect and (_under(boxes[a], boxes[b], cfg.underline_aspect) or
+                                         _under(boxes[b], boxes[a], cfg.underline_aspect)):
+                continue  # ... nor a straight stroke lying under the other: an underline, no piece of a digit
             if frame is not None:  # ... nor one inside a box drawn round it on a form
                 if ax < bx and ay < by and bx + bw < ax + aw and by + bh < ay + ah and frame(a):
                     boxed.add(int(b))
@@ -313,6 +320,17 @@ def _groups(n: int, pairs) -> list[list[int]]:
     for i, root in enumerate(union_roots(n, pairs)):
         groups.setdefault(root, []).append(i)
     return list(groups.values())
+
+
+def _under(top: np.ndarray, line: np.ndarray, aspect: float) -> bool:
+    """Box `line` is a stroke at least `aspect` times wider than tall lying under box `top`, whose centre is over
+    its middle 80% and which is at most 0.7 as wide: one digit of an underlined number (the side of a drawn box
+    stands on the end of the box's bottom, the rest of the box is as wide as it)."""
+    tx, ty, tw, th = top
+    lx, ly, lw, lh = line
+    centre = tx + tw / 2
+    return bool(lw >= aspect * lh and ly >= ty + th - lh and lx + 0.1 * lw < centre < lx + 0.9 * lw
+                and tw <= 0.7 * lw)
 
 
 def _is_frame(labels: np.ndarray, stat: np.ndarray, label: int, cover: float) -> bool:
@@ -370,6 +388,36 @@ def frame_cells(crop: np.ndarray, cfg: DetectConfig) -> list[tuple[int, int, np.
         if sub.shape[0] >= cfg.min_height_px:
             cells.append((int(x0 + a + xs.min()), int(y0 + ys.min()), np.ascontiguousarray(sub)))
     return cells or None
+
+
+def underline_cells(crop: np.ndarray, cfg: DetectConfig) -> list[tuple[int, int, np.ndarray]] | None:
+    """A wide region (over 1.5x as wide as tall) whose bottom quarter holds a straight line inked over 0.8 of its
+    width, thinner than a sixth of its height: a number underlined, the line touching it. The ink above the line,
+    per connected region at least min_height_px tall, (dx, dy, mask) with its offset in the crop, when there are
+    two or more; None otherwise."""
+    h, w = crop.shape
+    if w < 1.5 * h or h < 2 * cfg.min_height_px:
+        return None
+    q = max(3, h // 4)
+    rows = crop[-q:].sum(axis=1) >= 0.8 * w
+    if not rows.any():
+        return None
+    line = np.flatnonzero(rows)
+    top = h - q + int(line[0])
+    if h - top > h / 6:
+        return None  # a thick bar: no pen's underline
+    above = np.ascontiguousarray(crop[:max(0, top - 1)])
+    n, labels, stats, _ = _label(above)
+    cells = []
+    for i in range(1, n):
+        x, y, bw, bh, area = (int(v) for v in stats[i])
+        if bh >= cfg.min_height_px and area >= cfg.min_area_px:
+            cells.append((x, y, (labels[y:y + bh, x:x + bw] == i).view(np.uint8)))
+    if len(cells) < 2 or any(m.shape[1] > 1.6 * m.shape[0] or  # a wide piece: the top of a drawn box
+                             (4 * m.shape[1] <= m.shape[0] and (x <= 2 or x + m.shape[1] >= w - 2))  # its side
+                             for x, _, m in cells):
+        return None  # the rest of a drawn shape (a box open on one side), not digits on a line
+    return cells
 
 
 def _side(cover: np.ndarray) -> tuple[int, int]:
@@ -686,7 +734,7 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
                 return None
         crop, holes = fill_pinholes_holes(_members(labels[y0:y1, x0:x1], ids[group]), cfg)
         if cfg.frame_strip and cfg.frame_min_side_cover and k not in union_of_groups:
-            cells = frame_cells(crop, cfg)
+            cells = frame_cells(crop, cfg) or (underline_cells(crop, cfg) if cfg.underline_aspect else None)
             if cells:  # the writing in a drawn box that it touches: each cell's ink is a region of its own
                 found = [made_from(k, (x0 + dx, y0 + dy, sub.shape[1], sub.shape[0]), sub, boxed=True)
                          for dx, dy, sub in cells]

@@ -95,6 +95,8 @@ class ClassifyConfig:
     # Otsu's threshold (where the first mask filled a loop or broke a stroke), and, from `second_split_aspect`
     # wide, cut as touching digits (two narrow digits, 1s, 4s, 7s, touching are as wide as tall). What the
     # second look reads must be as sure as a first reading (min_confidence, split_min_confidence).
+    enclosing_min_frac: float = 0.35  # a "digit" whose box holds another digit at least this fraction of its height
+    # is a ring or a box drawn round the writing (0: no such test)
     second_look: bool = True
     second_round: bool = True  # on a page with a sure digit, a weak candidate beside a digit that only the second
     # look made sure gets that look too, once. Dev scenes (training digits, seeds 7-10, 300 per kind): numbers
@@ -839,7 +841,7 @@ class Recognizer:
         found = self._suppress(found)
         found = drop_words(found, rejected, cc, unsure_boxes)
         found = self._suppress(admit_neighbours(found, unsure, self.config.group))
-        return self._drop_specks(found)
+        return self._drop_specks(self._drop_enclosing(found))
 
     def _pieces_in_lines(self, parts, score: dict) -> bool:
         """Every piece of a merged union reads as a digit and stands side by side with another digit: two lines of
@@ -899,6 +901,18 @@ class Recognizer:
             if all(detect.box_iou(d.box, k.box) <= self.config.classify.nms_iou for k in kept):
                 kept.append(d)
         return kept
+
+    def _drop_enclosing(self, digits: list[Digit]) -> list[Digit]:
+        """Drop a "digit" whose box holds another digit wholly inside it, at least enclosing_min_frac of its height:
+        a ring drawn round a number (which reads as a 0) or a box round it, not a digit."""
+        frac = self.config.classify.enclosing_min_frac
+        if not frac or len(digits) < 2:
+            return digits
+
+        def holds(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
+            return (a[0] < b[0] and a[1] < b[1] and b[0] + b[2] < a[0] + a[2] and b[1] + b[3] < a[1] + a[3]
+                    and b[3] >= frac * a[3])
+        return [d for d in digits if not any(holds(d.box, o.box) for o in digits if o is not d)]
 
     def _drop_specks(self, digits: list[Digit]) -> list[Digit]:
         out = []

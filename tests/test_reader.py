@@ -1409,3 +1409,67 @@ def test_numbers_written_in_the_boxes_of_a_form_read_better_with_the_form_rules(
     now = sum(core_reader.read(s.image).text == s.text for s in shots)
     before = sum(off.read(s.image).text == s.text for s in shots)
     assert now >= 14 and before <= 4, (now, before)
+
+
+def _marked(core_mnist, text: str, offset: int, style: str) -> np.ndarray:
+    """`text` in MNIST test digits 50 px tall, underlined (a line 6 px under the digits, past both ends), underlined
+    touching (a 3 px line along the digits' feet, from the first digit's left to the last one's right, 10 px out)
+    or ringed (an ellipse drawn round the number)."""
+    page = paper(h=480, w=640, seed=offset)
+    x0, y0, hgt = 150, 200, 50
+    boxes = write_digits(page, pick(core_mnist, text, offset), x0, y0, hgt, gap=0.3)
+    x1 = boxes[-1][0] + boxes[-1][2]
+    if style == "underline":
+        cv2.line(page, (x0 - 10, y0 + hgt + 6), (x1 + 10, y0 + hgt + 6), (60, 60, 60), 2)
+    elif style == "touching":
+        cv2.line(page, (x0 - 10, y0 + hgt + 3), (x1 + 10, y0 + hgt + 3), (60, 60, 60), 3)
+    else:
+        cv2.ellipse(page, ((x0 + x1) // 2, y0 + hgt // 2), ((x1 - x0) // 2 + 30, hgt // 2 + 22), 0, 0, 360, (60, 60, 60), 2)
+    return page
+
+
+@pytest.mark.parametrize("text,offset", [("07", 0), ("307", 1), ("29", 4)])
+def test_a_short_underlined_number_is_read_without_its_underline(core_reader, core_mnist, text, offset):
+    """The line under a short number is less than 3x as long as a digit: it was merged with the digits above it as
+    the detached bar of a 5 is, and the whole read as no digit (DetectConfig.underline_aspect)."""
+    page = _marked(core_mnist, text, offset, "underline")
+    assert core_reader.read(page).text == text
+    off = Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(underline_aspect=0.0)))
+    assert off.read(page).text != text
+
+
+@pytest.mark.parametrize("text,offset", [("307", 1), ("6307", 2), ("0741", 10)])
+def test_digits_standing_on_a_line_drawn_under_them_are_read_without_it(core_reader, core_mnist, text, offset):
+    """An underline that touches the digits makes them and it one region: its digits are read above the line
+    (underline_cells), one number."""
+    page = _marked(core_mnist, text, offset, "touching")
+    assert core_reader.read(page).text == text
+    off = Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(underline_aspect=0.0)))
+    assert off.read(page).text == ""
+
+
+@pytest.mark.parametrize("text,offset", [("07", 0), ("6307", 2), ("8529", 6)])
+def test_a_ring_drawn_round_a_number_is_no_0(core_reader, core_mnist, text, offset):
+    """An ellipse round a number reads as a 0 (it is one, alone) and stood in the number; a "digit" that holds
+    another digit inside its box is a ring (ClassifyConfig.enclosing_min_frac)."""
+    page = _marked(core_mnist, text, offset, "ring")
+    assert core_reader.read(page).text == text
+    off = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(enclosing_min_frac=0.0)))
+    assert off.read(page).text != text
+
+
+def test_underline_cells_leaves_a_box_open_on_one_side():
+    """The rest of a drawn box whose bottom is a line (its top piece wide, or a side standing on the line's end)
+    is no row of digits on a line."""
+    cfg = detect.DetectConfig()
+    box = np.zeros((60, 150), np.uint8)
+    cv2.rectangle(box, (1, 1), (148, 58), 1, 3)
+    box[:, :5] = 0  # open on the left
+    box[1:4, 140:150] = 0  # its top-right corner broken: the right side stands alone on the bottom
+    assert detect.underline_cells(box, cfg) is None
+    row = np.zeros((60, 150), np.uint8)
+    cv2.line(row, (0, 56), (149, 56), 1, 3)
+    for x in (20, 70, 120):
+        cv2.ellipse(row, (x, 30), (12, 24), 0, 0, 360, 1, 3)  # three 0s standing on it
+    cells = detect.underline_cells(row, cfg)
+    assert cells is not None and len(cells) == 3 and all(m.shape[0] >= 40 for _, _, m in cells)

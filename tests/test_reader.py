@@ -1281,15 +1281,16 @@ def test_two_way_cuts_are_the_cheapest_columns_apart_within_the_band():
     assert detect.two_way_cuts(np.ones((10, 4), np.uint8)) == []  # too narrow to cut
 
 
-def _form(core_mnist, text: str, offset: int, style: str) -> np.ndarray:
+def _form(core_mnist, text: str, offset: int, style: str, width: int = 640, push: int | None = None) -> np.ndarray:
     """`text` in MNIST test digits 44 px tall, one per box of a row on a form: a comb (one frame, shared sides)
-    or boxes apart, 64 x 76 px each, the digits clear of the sides."""
-    page = paper(h=480, w=640, seed=offset)
+    or boxes apart, 64 x 76 px each, on a page `width` px wide; the digits centred, clear of the sides, or
+    `push` px from the left of their box."""
+    page = paper(h=480, w=width, seed=offset)
     x0, y0, bw, bh = 120, 200, 64, 76
     for k, d in enumerate(pick(core_mnist, text, offset)):
         ys, xs = np.nonzero(d > 60)
         wd = int((xs.max() - xs.min() + 1) / (ys.max() - ys.min() + 1) * 44)
-        write_digits(page, [d], x0 + k * bw + (bw - wd) // 2, y0 + 16, 44)
+        write_digits(page, [d], x0 + k * bw + ((bw - wd) // 2 if push is None else push), y0 + 16, 44)
     if style == "comb":
         cv2.rectangle(page, (x0, y0), (x0 + len(text) * bw, y0 + bh), (60, 60, 60), 2)
         for k in range(1, len(text)):
@@ -1351,17 +1352,8 @@ def test_digits_touching_the_box_drawn_round_them_are_read_without_it(core_reade
     Not every such page reads whole: the strip along the side takes the part of a digit's stroke that overlaps it
     (here 1234, 5678, 9024 and 4680 pushed 4 px into the sides read 234, 56, '0 2' and 0; without the strip,
     nothing)."""
-    page = paper(h=480, w=900, seed=offset)  # the row spans under 40% of the frame: its sides are no ruled lines
-    x0, y0, bw, bh = 120, 200, 64, 76
-    for k, d in enumerate(pick(core_mnist, text, offset)):
-        write_digits(page, [d], x0 + k * bw + (4 if style == "boxes" else 3), y0 + 16, 44)
-    if style == "comb":
-        cv2.rectangle(page, (x0, y0), (x0 + len(text) * bw, y0 + bh), (60, 60, 60), 2)
-        for k in range(1, len(text)):
-            cv2.line(page, (x0 + k * bw, y0), (x0 + k * bw, y0 + bh), (60, 60, 60), 2)
-    else:
-        for k in range(len(text)):
-            cv2.rectangle(page, (x0 + k * bw + 3, y0), (x0 + (k + 1) * bw - 3, y0 + bh), (60, 60, 60), 2)
+    # 900 px wide: the row spans under 40% of the frame, so its tops and bottoms are no ruled lines
+    page = _form(core_mnist, text, offset, style, width=900, push=4 if style == "boxes" else 3)
     assert core_reader.read(page).text == text
     off = Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(frame_strip=False)))
     assert off.read(page).text != text

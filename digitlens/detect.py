@@ -705,7 +705,8 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
     stats, ids = stats[keep], ids[keep]
     sized = stats[(stats[:, cv2.CC_STAT_HEIGHT] >= cfg.min_height_px) & (stats[:, cv2.CC_STAT_AREA] >= cfg.min_area_px)]
     typical = float(np.median(sized[:, cv2.CC_STAT_HEIGHT])) if len(sized) >= 3 else 0.0
-    is_frame = (lambda i: _is_frame(labels, stats[i], ids[i], cfg.frame_min_side_cover)) if cfg.frame_min_side_cover else None
+    cover = cfg.frame_min_side_cover
+    is_frame = (lambda i: _is_frame(labels, stats[i], ids[i], cover)) if cover else None
     boxed_pieces: set[int] = set()  # pieces inside a drawn box
     groups, own = _merge_groups(stats, cfg, typical, is_frame, boxed_pieces)
     union_of_groups: dict[int, list[int]] = {}  # a typical-only merge -> the groups its pieces form alone
@@ -761,7 +762,8 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
         elif why is not None:
             return None
         parts = tuple(tuple(int(v) for v in boxes[j, :4]) for j in union_of_groups.get(k, ()))
-        return Candidate((x0, y0, bw, bh), crop, polarity, parts, bool(parts), boxed or bool(boxed_pieces & set(groups[k])))
+        boxed = boxed or bool(boxed_pieces & set(groups[k]))
+        return Candidate((x0, y0, bw, bh), crop, polarity, parts, bool(parts), boxed)
 
     # A merge that fails the tests takes its pieces with it, as when they were only ever seen merged
     unions = {k: made(k) for k in union_of_groups if fits[k]}

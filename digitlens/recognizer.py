@@ -819,8 +819,8 @@ class Recognizer:
         wins = set()
         for i, c in unions:
             least = min(score.get(b, 0.0) for b in c.parts)  # a piece that is no digit scores 0
-            if not taken & set(c.parts) and ((c.merged and not self._pieces_in_lines(c.parts, score)) or
-                                              outcomes[i][0] == "whole" and (outcomes[i][2] > least or self._over_rims(c, ink))):
+            surer = outcomes[i][0] == "whole" and (outcomes[i][2] > least or self._over_rims(c, ink))
+            if not taken & set(c.parts) and (surer or (c.merged and not self._pieces_in_lines(c.parts, score))):
                 wins.add(i)
                 taken |= set(c.parts)
         for i, ((kind, payload, _), hyps, cand) in enumerate(zip(outcomes, options, candidates)):
@@ -832,7 +832,8 @@ class Recognizer:
             elif kind == "whole":
                 found.append(self._digit(probs[hyps[0].rows[0]], hyps[0].boxes[0], scale, width, height))
             else:  # unsure digits are letters for the word rule only with unsure_letters; 1s beside them are strokes
-                if kind == "rejected" and dc.frame_min_side_cover and detect.drawn_box(masks[i], dc.frame_min_side_cover):
+                cover = dc.frame_min_side_cover
+                if kind == "rejected" and cover and detect.drawn_box(masks[i], cover):
                     continue  # an empty box drawn on a form is no letter of a word
                 box = _to_input(hyps[0].boxes[0], scale, width, height)
                 (rejected if kind == "rejected" or cc.unsure_letters else unsure_boxes).append(box)

@@ -422,7 +422,8 @@ def underline_cells(crop: np.ndarray, cfg: DetectConfig) -> list[tuple[int, int,
 
 def _side(cover: np.ndarray) -> tuple[int, int]:
     """A drawn box's side, from a profile of how much of each row (or column) is inked, from the box's edge inwards
-    over its outer quarter: where the side's line begins (the first row over half inked) and how wide it is."""
+    over the band drawn_box looks in: where the side's line begins (the first row over half inked) and how wide
+    it is."""
     start = np.flatnonzero(cover >= 0.5)
     if not len(start):
         return 0, 1
@@ -724,8 +725,8 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
     ink_grey = None if grey is None else grey if polarity == "dark" else cv2.bitwise_not(grey)  # not_writing wants dark ink
 
     def made(k: int) -> Candidate | list[Candidate] | None:
-        """Group k's candidate, if it passes the per-region tests (a drawn box the writing touches: the candidates
-        of its cells, see frame_cells)."""
+        """Group k's candidate, if it passes the per-region tests; or, for a drawn box that writing touches or a line
+        drawn under digits that touch it, the candidates of the writing without it (frame_cells, underline_cells)."""
         group = groups[k]
         x0, y0, bw, bh = (int(v) for v in boxes[k, :4])
         x1, y1 = x0 + bw, y0 + bh
@@ -734,9 +735,10 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
             if surface < cfg.dark_min_background if polarity == "dark" else surface > cfg.light_max_background:
                 return None
         crop, holes = fill_pinholes_holes(_members(labels[y0:y1, x0:x1], ids[group]), cfg)
-        if cfg.frame_strip and cfg.frame_min_side_cover and k not in union_of_groups:
-            cells = frame_cells(crop, cfg) or (underline_cells(crop, cfg) if cfg.underline_aspect else None)
-            if cells:  # the writing in a drawn box that it touches: each cell's ink is a region of its own
+        if k not in union_of_groups:
+            cells = (frame_cells(crop, cfg) if cfg.frame_strip and cfg.frame_min_side_cover else None) or \
+                (underline_cells(crop, cfg) if cfg.underline_aspect else None)
+            if cells:  # each cell's ink (or each region above the line) is a region of its own
                 found = [made_from(k, (x0 + dx, y0 + dy, sub.shape[1], sub.shape[0]), sub, boxed=True)
                          for dx, dy, sub in cells]
                 return [c for c in found if c is not None] or None
@@ -744,7 +746,7 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
 
     def made_from(k: int, box: tuple[int, int, int, int], crop: np.ndarray, holes=None,
                   boxed: bool = False) -> Candidate | None:
-        """made's tests on one region: its box and mask (`boxed`: a cell of a drawn box)."""
+        """made's tests on one region: its box and mask (`boxed`: a cell of a drawn box, or writing on a line)."""
         x0, y0, bw, bh = box
         if holes is None:
             crop, holes = fill_pinholes_holes(crop, cfg)

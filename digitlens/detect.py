@@ -5,6 +5,7 @@ the image and from the candidates themselves; every constant is a named field of
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, replace
 
 import cv2
@@ -301,10 +302,10 @@ def _merge_groups(stats: np.ndarray, cfg: DetectConfig, typical: float = 0.0, fr
                                          _under(boxes[b], boxes[a], cfg.underline_aspect)):
                 continue  # ... nor a straight stroke lying under the other: an underline, no piece of a digit
             if frame is not None:  # ... nor one inside a box drawn round it on a form
-                if ax < bx and ay < by and bx + bw < ax + aw and by + bh < ay + ah and frame(a):
+                if strictly_inside(boxes[b], boxes[a]) and frame(a):
                     boxed.add(int(b))
                     continue
-                if bx < ax and by < ay and ax + aw < bx + bw and ay + ah < by + bh and frame(b):
+                if strictly_inside(boxes[a], boxes[b]) and frame(b):
                     boxed.add(int(a))
                     continue
             gap = max(by - (ay + ah), ay - (by + bh), 0)
@@ -320,6 +321,13 @@ def _groups(n: int, pairs) -> list[list[int]]:
     for i, root in enumerate(union_roots(n, pairs)):
         groups.setdefault(root, []).append(i)
     return list(groups.values())
+
+
+def strictly_inside(inner, outer) -> bool:
+    """Box (x, y, w, h) `inner` lies inside box `outer` with a margin on every side."""
+    ix, iy, iw, ih = inner
+    ox, oy, ow, oh = outer
+    return bool(ox < ix and oy < iy and ix + iw < ox + ow and iy + ih < oy + oh)
 
 
 def _under(top: np.ndarray, line: np.ndarray, aspect: float) -> bool:
@@ -346,12 +354,17 @@ def drawn_box(mask: np.ndarray, cover: float) -> bool:
     h, w = mask.shape
     if h < 24 or w < 16:
         return False  # a box drawn round a digit is larger than a small digit, whose blur may fill its edges
-    qh, qw = max(3, h // 12), max(3, w // 12)
+    qh, qw = _side_band(h), _side_band(w)
     if not (mask[:qh, w // 2].any() and mask[-qh:, w // 2].any()):
         return False  # most regions: no line across the middle near the top or the bottom
     need_w, need_h = cover * w, cover * h
     return bool(mask[:qh].sum(axis=1).max() >= need_w and mask[-qh:].sum(axis=1).max() >= need_w
                 and mask[:, :qw].sum(axis=0).max() >= need_h and mask[:, -qw:].sum(axis=0).max() >= need_h)
+
+
+def _side_band(size: int) -> int:
+    """How far in from an edge of a box (rows, or columns) its drawn side is looked for: a twelfth, 3 px at least."""
+    return max(3, size // 12)
 
 
 def frame_cells(crop: np.ndarray, cfg: DetectConfig) -> list[tuple[int, int, np.ndarray]] | None:
@@ -363,7 +376,7 @@ def frame_cells(crop: np.ndarray, cfg: DetectConfig) -> list[tuple[int, int, np.
     if not drawn_box(crop, cover):
         return None
     rows, cols = crop.mean(axis=1), crop.mean(axis=0)
-    qh, qw = max(3, h // 12), max(3, w // 12)  # as drawn_box looks for the sides
+    qh, qw = _side_band(h), _side_band(w)
     sides = [_side(rows[:qh]), _side(rows[::-1][:qh]), _side(cols[:qw]), _side(cols[::-1][:qw])]
     width = sorted(wd for _, wd in sides)[1] + 1  # the second narrowest: writing that touches a side widens it
     (top, _), (bottom, _), (left, _), (right, _) = sides
@@ -707,7 +720,7 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
     sized = stats[(stats[:, cv2.CC_STAT_HEIGHT] >= cfg.min_height_px) & (stats[:, cv2.CC_STAT_AREA] >= cfg.min_area_px)]
     typical = float(np.median(sized[:, cv2.CC_STAT_HEIGHT])) if len(sized) >= 3 else 0.0
     cover = cfg.frame_min_side_cover
-    is_frame = (lambda i: _is_frame(labels, stats[i], ids[i], cover)) if cover else None
+    is_frame = functools.cache(lambda i: _is_frame(labels, stats[i], ids[i], cover)) if cover else None
     boxed_pieces: set[int] = set()  # pieces inside a drawn box
     groups, own = _merge_groups(stats, cfg, typical, is_frame, boxed_pieces)
     union_of_groups: dict[int, list[int]] = {}  # a typical-only merge -> the groups its pieces form alone
@@ -798,6 +811,15 @@ def _touches(c: Candidate, o: Candidate) -> bool:
     return bool(cv2.countNonZero(cv2.bitwise_and(near, theirs)))
 
 
+def _upright_stroke(c: Candidate, cfg: DetectConfig, by_rows: bool = True) -> float | None:
+    """The stroke width of a thin, upright candidate (a "1" or a piece of a line): its median width along a row
+    (its box's width without `by_rows`) at most line_piece_max_aspect of its height, its box at most
+    line_piece_max_lean of its height wide; None for any other."""
+    _, _, w, h = c.box
+    across = float(np.median(c.mask.sum(axis=1))) if by_rows else w
+    return None if across > cfg.line_piece_max_aspect * h or w > cfg.line_piece_max_lean * h else across
+
+
 def continues_as_line(c: Candidate, ink: np.ndarray, cfg: DetectConfig) -> bool:
     """A thin, upright candidate (a "1") whose stroke runs on, straight, beyond one of its ends in `ink` (the mask
     before line removal): ink covers at least line_piece_cover of its axis from line_piece_gap to line_piece_reach
@@ -805,10 +827,7 @@ def continues_as_line(c: Candidate, ink: np.ndarray, cfg: DetectConfig) -> bool:
     of a drawn box), not a stroke of its own; a 1 ends in paper, even on ruled paper (the line it may cross is
     crossed, not followed)."""
     x, y, w, h = c.box
-    if h < cfg.line_piece_min_height_px:
-        return False
-    across = float(np.median(c.mask.sum(axis=1))) if cfg.line_piece_tilted else w  # its width along a row
-    if across > cfg.line_piece_max_aspect * h or w > cfg.line_piece_max_lean * h:
+    if h < cfg.line_piece_min_height_px or _upright_stroke(c, cfg, cfg.line_piece_tilted) is None:
         return False
     rows = np.flatnonzero(c.mask.any(axis=1))
     band = max(2, h // 8)
@@ -842,8 +861,8 @@ def ends_on_lines(c: Candidate, lines: np.ndarray, cfg: DetectConfig, reach: int
     `reach` px of `lines` (the ruled lines remove_lines took, a 0/1 mask): the side of a drawn box whose top and
     bottom were taken as lines (DetectConfig.box_sides)."""
     x, y, w, h = c.box
-    across = float(np.median(c.mask.sum(axis=1)))
-    if across > cfg.line_piece_max_aspect * h or w > cfg.line_piece_max_lean * h:
+    across = _upright_stroke(c, cfg)
+    if across is None:
         return False
     rows = np.flatnonzero(c.mask.any(axis=1))
     # Straight, as a ruled side is: each row's centre of ink within max(2 px, the stroke's width) of a line through
@@ -949,13 +968,12 @@ def candidates_and_grey(image: np.ndarray, cfg: DetectConfig = DetectConfig()
         found = components(cleaned, strong, cfg, polarity, grey, bg, cfg.typical_unions)
         if cfg.line_piece_reach:
             found = [c for c in found if not continues_as_line(c, weak, cfg)]
-        if cfg.box_sides and found:
-            taken = cv2.subtract(weak, cleaned)  # what remove_lines took
-            if cv2.countNonZero(taken):
-                found = [c for c in found if not ends_on_lines(c, taken, cfg)]
+        taken = cv2.subtract(weak, cleaned) if found else None  # what remove_lines took
+        if cfg.box_sides and found and cv2.countNonZero(taken):
+            found = [c for c in found if not ends_on_lines(c, taken, cfg)]
         if cfg.union_contrast and len(found) >= 2:
             faint = cv2.threshold(contrast, int(cfg.union_contrast * 255), 1, cv2.THRESH_BINARY)[1]
-            lines = cv2.dilate(cv2.subtract(weak, cleaned), np.ones((3, 3), np.uint8))  # what remove_lines took
+            lines = cv2.dilate(taken, np.ones((3, 3), np.uint8))
             found += piece_unions(found, cv2.bitwise_and(faint, cv2.subtract(1, lines)), cfg)
         candidates.extend(found)
     if cfg.coarse_min_height_frac and strongs:

@@ -909,11 +909,8 @@ class Recognizer:
         frac = self.config.classify.enclosing_min_frac
         if not frac or len(digits) < 2:
             return digits
-
-        def holds(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
-            return (a[0] < b[0] and a[1] < b[1] and b[0] + b[2] < a[0] + a[2] and b[1] + b[3] < a[1] + a[3]
-                    and b[3] >= frac * a[3])
-        return [d for d in digits if not any(holds(d.box, o.box) for o in digits if o is not d)]
+        return [d for d in digits if not any(detect.strictly_inside(o.box, d.box) and o.box[3] >= frac * d.box[3]
+                                             for o in digits if o is not d)]
 
     def _drop_specks(self, digits: list[Digit]) -> list[Digit]:
         out = []

@@ -1081,6 +1081,11 @@ def _has_board(bg_sample: np.ndarray, cfg: DetectConfig) -> bool:
     return np.count_nonzero(bg_sample <= cfg.light_max_background) >= cfg.light_min_dark_frac * bg_sample.size
 
 
+def merged_pieces(candidates) -> set[tuple[int, int, int, int]]:
+    """The boxes of the pieces of merged unions (typical_unions): they stand for that one region."""
+    return {b for c in candidates if c.merged for b in c.parts}
+
+
 def _resolve_polarity(candidates: list[Candidate], frame: tuple[int, int], cfg: DetectConfig = DetectConfig(),
                       surface_frac: float = 0.15, surface_min_inside: int = 3) -> list[Candidate]:
     """Where the ink of a dark and a light region touches, one is the ink and the other the surface seen between
@@ -1098,7 +1103,7 @@ def _resolve_polarity(candidates: list[Candidate], frame: tuple[int, int], cfg: 
         cx, cy = c.box[0] + c.box[2] / 2, c.box[1] + c.box[3] / 2
         return ox <= cx <= ox + ow and oy <= cy <= oy + oh
 
-    pieces = {b for c in candidates if c.merged for b in c.parts}  # counted as their merge, as one region
+    pieces = merged_pieces(candidates)  # counted as their merge, as one region
 
     def is_surface(c: Candidate) -> bool:
         if c.box[2] * c.box[3] < surface_frac * h * w:

@@ -663,7 +663,7 @@ class Recognizer:
         kinds = [self._outcome(hyps, probs, m)[0] for hyps, m in zip(options, _read_from(candidates, sources))]
         sure = [i for i, k in enumerate(kinds) if k in ("whole", "split")]
         # A merged union (DetectConfig.typical_unions) is looked at as a region; its weak pieces are not
-        pieces = {b for c in candidates if c.merged for b in c.parts}
+        pieces = detect.merged_pieces(candidates)
         weak = [i for i, k in enumerate(kinds) if k in ("unsure", "rejected") and
                 (candidates[i].merged or not candidates[i].parts) and candidates[i].box not in pieces]
         lone = not sure and cc.second_unions and cc.lone_unions

@@ -146,22 +146,24 @@ def write(rng: np.random.Generator, category: str, pool: Sequence[np.ndarray] | 
          else mnist_glyphs(rng, pool, text, rel, height))
     if g.shape[1] > w - 10:
         g = cv2.resize(g, (w - 10, max(1, int(g.shape[0] * (w - 10) / g.shape[1]))), interpolation=cv2.INTER_AREA)
-    if category == "boxes":
-        return _boxed(rng, text, img, pool, rel, height)
-    gh, gw = g.shape
-    if category == "tilted":  # near the middle, so that it stays in the frame when turned
-        x, y = (w - gw) // 2 + int(rng.integers(-40, 41)), (h - gh) // 2 + int(rng.integers(-40, 41))
+    if category == "boxes":  # a form: its boxes drawn on the page, one digit in each
+        img, layer, box = _boxed(rng, text, img, pool, rel, height)
     else:
-        x, y = int(rng.integers(5, max(6, w - gw - 5))), int(rng.integers(5, max(6, h - gh - 5)))
-    layer = np.zeros((h, w), np.uint8)
-    layer[y:y + gh, x:x + gw] = g
-    if category == "slant":
-        m = np.float32([[1, rng.uniform(-0.35, 0.35), 0], [0, 1, 0]])
-        m[0, 2] = -m[0, 1] * (y + gh / 2)
-        layer = cv2.warpAffine(layer, m, (w, h))
-    if category == "tilted":  # the page held at an angle: turned 15-30 degrees either way
-        m = cv2.getRotationMatrix2D((x + gw / 2, y + gh / 2), float(rng.uniform(15, 30) * rng.choice([-1, 1])), 1.0)
-        layer = cv2.warpAffine(layer, m, (w, h))
+        gh, gw = g.shape
+        if category == "tilted":  # near the middle, so that it stays in the frame when turned
+            x, y = (w - gw) // 2 + int(rng.integers(-40, 41)), (h - gh) // 2 + int(rng.integers(-40, 41))
+        else:
+            x, y = int(rng.integers(5, max(6, w - gw - 5))), int(rng.integers(5, max(6, h - gh - 5)))
+        box = (x, y, gw, gh)
+        layer = np.zeros((h, w), np.uint8)
+        layer[y:y + gh, x:x + gw] = g
+        if category == "slant":
+            m = np.float32([[1, rng.uniform(-0.35, 0.35), 0], [0, 1, 0]])
+            m[0, 2] = -m[0, 1] * (y + gh / 2)
+            layer = cv2.warpAffine(layer, m, (w, h))
+        if category == "tilted":  # the page held at an angle: turned 15-30 degrees either way
+            m = cv2.getRotationMatrix2D((x + gw / 2, y + gh / 2), float(rng.uniform(15, 30) * rng.choice([-1, 1])), 1.0)
+            layer = cv2.warpAffine(layer, m, (w, h))
     ink = ink_colour(rng, category)
     a = (layer.astype(np.float32) / 255)[..., None]
     img = img * (1 - a) + ink * a
@@ -176,17 +178,18 @@ def write(rng: np.random.Generator, category: str, pool: Sequence[np.ndarray] | 
     img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.6, 1.4))
     img = img + rng.normal(0, 14 if category == "noisy" else 4, img.shape)
     out = np.clip(img, 0, 255).astype(np.uint8)
-    box = (x, y, gw, gh)
     if category in ("webcam", "noisy"):
         small = cv2.resize(out, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
         out = cv2.imdecode(cv2.imencode(".jpg", small, [cv2.IMWRITE_JPEG_QUALITY, 35])[1], cv2.IMREAD_COLOR)
-        box = (x // 2, y // 2, max(1, gw // 2), max(1, gh // 2))
+        box = (box[0] // 2, box[1] // 2, max(1, box[2] // 2), max(1, box[3] // 2))
     return Written(out, text, box)
 
 
-def _boxed(rng: np.random.Generator, text: str, img: np.ndarray, pool, rel: float, height: float) -> Written:
-    """The 'boxes' category: `text` written one digit per box of a row drawn on the page `img` (float32 BGR), then
-    photographed as 'plain' is."""
+def _boxed(rng: np.random.Generator, text: str, img: np.ndarray, pool, rel: float, height: float
+           ) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """The 'boxes' category: the page `img` (float32 BGR) with a row of boxes drawn on it, one per digit of `text`;
+    the ink layer of the digits placed in them (uint8, 255 = ink); and the box round the row. write() inks the
+    layer and photographs the page as it does any other."""
     h_img, w_img = img.shape[:2]
     height = min(height, 80.0)
     bh, bw = height * rng.uniform(1.2, 1.7), height * rng.uniform(0.95, 1.25)
@@ -215,13 +218,8 @@ def _boxed(rng: np.random.Generator, text: str, img: np.ndarray, pool, rel: floa
         bx = int(x0 + k * step)
         cv2.rectangle(frame, (bx, y0), (int(bx + bw), int(y0 + bh)), 255, t)
     img = img * (1 - (frame.astype(np.float32) / 255)[..., None]) + line * (frame.astype(np.float32) / 255)[..., None]
-    a = (layer.astype(np.float32) / 255)[..., None]
-    img = img * (1 - a) + ink_colour(rng, "boxes") * a
-    img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.6, 1.4))
-    img = img + rng.normal(0, 4, img.shape)
     box = (x0, y0, int(step * (len(text) - 1) + bw) + 1, int(bh) + 1)
-    box = (box[0], box[1], min(box[2], w_img - box[0]), min(box[3], h_img - box[1]))
-    return Written(np.clip(img, 0, 255).astype(np.uint8), text, box)
+    return img, layer, (box[0], box[1], min(box[2], w_img - box[0]), min(box[3], h_img - box[1]))
 
 
 def load_readers() -> dict:

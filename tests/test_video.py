@@ -620,7 +620,10 @@ def xvfb():
     proc = subprocess.Popen(["Xvfb", f":{n}", "-screen", "0", "1024x768x24", "-nolisten", "tcp"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 10
-    while not Path(f"/tmp/.X11-unix/X{n}").exists():
+    # Ready when a client can connect, not when its socket file appears: a window opened in between failed with
+    # "could not connect to display" (seen once in a fresh-check run)
+    env = {**os.environ, "DISPLAY": f":{n}"}
+    while subprocess.run(["xdotool", "getdisplaygeometry"], env=env, capture_output=True, timeout=10).returncode:
         assert proc.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
         time.sleep(0.05)
     yield f":{n}"

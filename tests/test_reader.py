@@ -941,6 +941,49 @@ def test_a_number_on_a_page_held_at_an_angle_is_read_level(core_reader, core_mni
     assert upright_only.read(tilted).text != text
 
 
+@pytest.mark.parametrize("text,offset,angle", [("44", 48, 25), ("5672", 4, -30), ("421", 46, 30)])
+def test_a_tilted_number_whose_digits_were_rejected_is_read_level(core_reader, core_mnist, text, offset, angle):
+    """Turned 25-30 degrees, the digits of these numbers read level as unsure or as not-digits, and a lone
+    digit beside a rejected one is taken for a letter of a word: the level reading has no two digits side by
+    side to tell the tilt by. The candidates' boxes tell it instead (ReaderConfig.rotate_candidates)."""
+    page = paper(gradient=False)
+    write_digits(page, pick(core_mnist, text, offset), 200, 200, 60)
+    m = cv2.getRotationMatrix2D((320, 240), angle, 1.0)
+    tilted = cv2.warpAffine(page, m, (640, 480), borderMode=cv2.BORDER_REPLICATE)
+    assert core_reader.read(tilted).text == text
+    by_digits_only = Recognizer(core_reader.model, ReaderConfig(rotate_candidates=False))
+    assert by_digits_only.read(tilted).text != text
+
+
+def test_a_tilt_told_by_the_candidates_only_adds_digits(core_reader, monkeypatch):
+    """Where the tilt comes from the candidates, the turned reading must keep every digit read level (a surer
+    '10' does not replace a '6'), and where none was read, hold a number of two digits or more (a page's edge
+    turned upright reads as a lone 1)."""
+    from digitlens.reading import Number, Reading
+    from digitlens.recognizer import _union, writing_angle
+
+    reader = Recognizer(core_reader.model, core_reader.config)
+    image = np.full((400, 600), 220, np.uint8)
+    line = [(100, 100, 40, 60), (150, 118, 40, 60), (200, 136, 40, 60)]  # falling ~20 degrees
+    turned_reading = {}
+    monkeypatch.setattr(reader, "_read", lambda img, boxes=False: turned_reading["r"])
+
+    def reading(*digits):
+        ds = tuple(Digit(v, c, b, ((v, c),)) for v, c, b in digits)
+        return Reading(600, 400, tuple(Number("".join(str(d.digit) for d in ds), 0.9, _union([d.box for d in ds]),
+                                              tuple(range(len(ds)))) for _ in ds[:1]), ds, 1.0, {})
+
+    assert writing_angle(line) == pytest.approx(20, abs=1)
+    first = reading((6, 0.99, line[0]))
+    turned_reading["r"] = reading((1, 0.96, (0, 0, 10, 10)), (0, 1.0, (12, 0, 10, 10)))
+    assert reader._level(image, first, line).digits == first.digits  # the 6 is not in it: kept
+    empty = Reading(600, 400, (), (), 1.0, {})
+    turned_reading["r"] = reading((1, 0.99, (300, 50, 20, 300)))
+    assert reader._level(image, empty, line).digits == ()  # a lone 1: kept empty
+    turned_reading["r"] = reading((4, 0.99, (120, 200, 40, 60)), (4, 0.99, (170, 200, 40, 60)))
+    assert [d.digit for d in reader._level(image, empty, line).digits] == [4, 4]  # a number: taken
+
+
 def test_a_lone_candidate_is_read_from_its_mask_and_its_grey_pixels_averaged(core_reader, core_mnist):
     """ClassifyConfig.grey_average: a lone candidate's reading is the mean of its mask's and its grey pixels';
     the digits of a number (side by side with another digit-like candidate) keep their mask's reading, unless it

@@ -69,7 +69,7 @@ def test_tight_crops_and_mnist_images_are_read(core_reader, core_mnist):
 def test_only_small_images_that_read_as_nothing_get_a_second_look(core_reader, monkeypatch):
     calls = []
     real = core_reader._read
-    monkeypatch.setattr(core_reader, "_read", lambda image: calls.append(image.shape) or real(image))
+    monkeypatch.setattr(core_reader, "_read", lambda image, **kw: calls.append(image.shape) or real(image, **kw))
     core_reader.read(np.full((480, 640, 3), 225, np.uint8))  # an empty live frame: one read
     assert len(calls) == 1
     calls.clear()

@@ -1349,10 +1349,13 @@ def _form(core_mnist, text: str, offset: int, style: str, width: int = 640, push
 def test_the_sides_of_boxes_on_a_form_are_no_1s(core_reader, core_mnist, style, text, offset):
     """A row of boxes, one digit in each, spanning 40% of the frame: remove_lines takes the boxes' tops and bottoms
     as ruled lines, and each side left between them is a thin upright stroke, a "1", unless it is seen to rest on
-    a taken line at both ends (DetectConfig.box_sides)."""
+    a taken line at both ends (DetectConfig.box_sides), or stripped with the others of its row before regions are
+    found (box_side_runs)."""
     page = _form(core_mnist, text, offset, style)
     assert core_reader.read(page).text == text
-    off = Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(box_sides=False)))
+    for rule in (dict(box_sides=False), dict(box_side_runs=0)):  # either alone reads them
+        assert Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(**rule))).read(page).text == text
+    off = Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(box_sides=False, box_side_runs=0)))
     assert "1" * 3 in off.read(page).text.replace(" ", "")  # the sides read as 1s
 
 
@@ -1400,6 +1403,47 @@ def test_digits_touching_the_box_drawn_round_them_are_read_without_it(core_reade
     assert core_reader.read(page).text == text
     off = Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(frame_strip=False)))
     assert off.read(page).text != text
+
+
+@pytest.mark.parametrize("text,offset", [("3579", 2), ("5678", 7), ("9024", 3), ("2658", 5)])
+def test_digits_touching_the_sides_of_a_comb_whose_lines_were_taken_are_read_without_them(core_reader, core_mnist,
+                                                                                          text, offset):
+    """A comb spanning 40% of the frame, each digit pushed 3 px from its box's left side, into it: remove_lines
+    takes the comb's top and bottom, and each digit is one region with the side it touches, read as no digit.
+    The sides that stand from one taken line to the other, stop there, and whose lines end at the row's outer
+    sides are stripped before regions are found (DetectConfig.box_side_runs). Not every such page reads whole
+    (1234, 07418 and 30741 read '1 234', '0741 8' and '30 41'; without the rule, nothing)."""
+    page = _form(core_mnist, text, offset, "comb", push=3)
+    assert core_reader.read(page).text == text
+    off = Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(box_side_runs=0)))
+    assert off.read(page).text != text
+
+
+def test_strip_box_sides_leaves_ones_written_from_line_to_line_on_ruled_paper():
+    """Two upright strokes standing between two ruled lines are two 1s, not a box's sides, where the lines go on
+    past them (ruled paper) or the strokes go on past the lines; the same strokes on lines that end at them are."""
+    cfg = detect.DetectConfig()
+    weak = np.zeros((200, 400), np.uint8)
+    weak[60:63, :] = 1  # two ruled lines across the page
+    weak[120:123, :] = 1
+    for x in (150, 230):
+        weak[63:120, x:x + 3] = 1
+    cleaned = weak.copy()
+    cleaned[60:63, :] = 0
+    cleaned[120:123, :] = 0
+    taken = cv2.subtract(weak, cleaned)
+    found = [detect.Candidate((x, 63, 3, 57), np.ones((57, 3), np.uint8), "dark") for x in (150, 230)]
+    assert detect.strip_box_sides(cleaned, taken, found, cfg) is None  # the lines go on: ruled paper
+    boxed = weak.copy()
+    boxed[:, :150] = boxed[:, 233:] = 0  # the lines end at the strokes: a box
+    cleaned, taken = boxed.copy(), boxed.copy()
+    cleaned[60:63, :] = cleaned[120:123, :] = 0
+    taken = cv2.subtract(boxed, cleaned)
+    stripped = detect.strip_box_sides(cleaned, taken, found, cfg)
+    assert stripped is not None and not stripped[63:120, 150:153].any() and not stripped[63:120, 230:233].any()
+    crossing = cleaned.copy()
+    crossing[40:60, 150:153] = crossing[40:60, 230:233] = 1  # the strokes go on above the top line, cut by it
+    assert detect.strip_box_sides(crossing, taken, found, cfg) is None
 
 
 def test_frame_cells_cuts_a_comb_into_its_cells():

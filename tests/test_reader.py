@@ -1439,8 +1439,9 @@ def test_strip_box_sides_leaves_ones_written_from_line_to_line_on_ruled_paper():
     cleaned, taken = boxed.copy(), boxed.copy()
     cleaned[60:63, :] = cleaned[120:123, :] = 0
     taken = cv2.subtract(boxed, cleaned)
-    stripped = detect.strip_box_sides(cleaned, taken, found, cfg)
-    assert stripped is not None and not stripped[63:120, 150:153].any() and not stripped[63:120, 230:233].any()
+    stripped, sides = detect.strip_box_sides(cleaned, taken, found, cfg)
+    assert not stripped[63:120, 150:153].any() and not stripped[63:120, 230:233].any()
+    assert len(sides) == 2 and detect.in_cell((180, 80, 20, 30), sides) and not detect.in_cell((260, 80, 20, 30), sides)
     crossing = cleaned.copy()
     crossing[40:60, 150:153] = crossing[40:60, 230:233] = 1  # the strokes go on above the top line, cut by it
     assert detect.strip_box_sides(crossing, taken, found, cfg) is None
@@ -1458,6 +1459,14 @@ def test_frame_cells_cuts_a_comb_into_its_cells():
     (ax, ay, a), (bx, by, b) = cells
     assert ax >= 2 and a.shape[1] <= 30 and 70 <= bx <= 78 and b.shape[0] >= 26
     assert detect.frame_cells(np.pad(np.ones((40, 3), np.uint8), 1), cfg) is None  # a stroke is no box
+    bold_one = comb.copy()
+    bold_one[:, 62:120] = 0
+    cv2.rectangle(bold_one, (60, 0), (121, 59), 1, 2)
+    bold_one[2:58, 84:94] = 1  # a bold 1 from the top of its cell to the bottom: no divider
+    cells = detect.frame_cells(bold_one, cfg)
+    assert cells is not None and len(cells) == 2 and cells[1][2].shape[1] == 10
+    cut = detect.frame_cells(bold_one, replace(cfg, frame_thin_dividers=False))
+    assert cut is None or len(cut) == 1  # taken for a divider, cut away
     empty = np.zeros((60, 60), np.uint8)
     cv2.rectangle(empty, (0, 0), (59, 59), 1, 2)
     assert detect.frame_cells(empty, cfg) is None  # an empty box: nothing inside to read

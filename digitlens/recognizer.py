@@ -154,6 +154,11 @@ class GroupConfig:
     spacing_factor: float = 2.5  # ... or, in a line of three digits or more, wider than this x the line's median
     # gap, if that is more (0: never): a writer who spaces digits loosely leaves wider gaps inside a number ...
     max_number_gap: float = 1.0  # ... but a gap wider than this x the digit height always starts a new number
+    mark_splits: float = 0.2  # a region read as no digit (a +, an =, a colon) standing clear in the gap between two
+    # digits of a line, at least this x their height wide or tall (see _mark_between), parts them into two numbers
+    # (0: never): "56+7=63" read as one number 56763, "10:30" as 1030. Dev scenes seeds 7-10: the same exact
+    # readings (4 scenes wrong either way read otherwise); as first written (any mark at least 0.2 tall or wide)
+    # numbers -1/-5/-2/-4: pieces of broken digits stand between digits too
     boxed_gap: float = 1.5  # two digits each in a box drawn round it (a form's row of boxes) are one number up to
     # this x the digit height apart: the boxes, not the writer, set the spacing
 
@@ -245,10 +250,11 @@ def group_lines(digits: Sequence[Digit], cfg: GroupConfig = GroupConfig()) -> li
     return [[digits[k] for k in chain] for chain in lines]
 
 
-def group_numbers(digits: Sequence[Digit], cfg: GroupConfig = GroupConfig(), boxed: frozenset = frozenset()
-                  ) -> tuple[tuple[Digit, ...], tuple[Number, ...]]:
+def group_numbers(digits: Sequence[Digit], cfg: GroupConfig = GroupConfig(), boxed: frozenset = frozenset(),
+                  marks: Sequence[tuple[int, int, int, int]] = ()) -> tuple[tuple[Digit, ...], tuple[Number, ...]]:
     """Put digits in reading order and group them into numbers (indices into the returned digits). `boxed`: the
-    boxes of digits written in drawn boxes (GroupConfig.boxed_gap)."""
+    boxes of digits written in drawn boxes (GroupConfig.boxed_gap). `marks`: the boxes of regions read as no
+    digit; one standing in the gap between two digits of a line parts them (GroupConfig.mark_splits)."""
     ordered: list[Digit] = []
     numbers: list[Number] = []
     for line in group_lines(digits, cfg):
@@ -262,7 +268,8 @@ def group_numbers(digits: Sequence[Digit], cfg: GroupConfig = GroupConfig(), box
             if run:
                 prev = ordered[run[-1]]
                 gap = d.box[0] - (prev.box[0] + prev.box[2])
-                if gap > (cfg.boxed_gap * height if d.box in boxed and prev.box in boxed else split):
+                if gap > (cfg.boxed_gap * height if d.box in boxed and prev.box in boxed else split) or (
+                        cfg.mark_splits and _mark_between(prev.box, d.box, marks, height, cfg.mark_splits)):
                     numbers.append(_number(ordered, run))
                     run = []
             ordered.append(d)
@@ -273,14 +280,28 @@ def group_numbers(digits: Sequence[Digit], cfg: GroupConfig = GroupConfig(), box
 
 
 def drop_stroke_runs(ordered: tuple[Digit, ...], numbers: tuple[Number, ...], cfg: "ReaderConfig",
-                     boxed: frozenset = frozenset()) -> tuple[tuple[Digit, ...], tuple[Number, ...]]:
+                     boxed: frozenset = frozenset(), marks: Sequence[tuple[int, int, int, int]] = ()
+                     ) -> tuple[tuple[Digit, ...], tuple[Number, ...]]:
     """Drop the "numbers" that are only 1s, more than `max_ones_run` of them: parallel strokes (hatching,
     a fence, tally marks, a barcode) rather than writing; the rest is grouped again."""
     strokes = [n for n in numbers if len(n.text) > cfg.classify.max_ones_run and set(n.text) == {"1"}]
     if not strokes:
         return ordered, numbers
     drop = {i for n in strokes for i in n.digits}
-    return group_numbers([d for i, d in enumerate(ordered) if i not in drop], cfg.group, boxed)
+    return group_numbers([d for i, d in enumerate(ordered) if i not in drop], cfg.group, boxed, marks)
+
+
+def _mark_between(a: tuple[int, int, int, int], b: tuple[int, int, int, int], marks: Sequence[tuple[int, int, int, int]],
+                  height: float, min_size: float) -> bool:
+    """Whether a mark (a region read as no digit: a +, an =, a colon) stands in the gap between digit boxes `a`
+    and `b` of one line, left to right: within their rows' span, clear of both by 0.1 x the line's digit height,
+    its width or height at least `min_size` x that height and both at least 0.15 x (a speck of dirt, or a thin
+    piece of a broken stroke, is no mark), and its height at most 0.7 x (a region as tall as the digits, read
+    as none, is more often a digit misread)."""
+    top, bottom, clear = min(a[1], b[1]), max(a[1] + a[3], b[1] + b[3]), 0.1 * height
+    return any(a[0] + a[2] + clear <= mx and mx + mw + clear <= b[0] and top <= my + mh / 2 <= bottom
+               and max(mw, mh) >= min_size * height and min(mw, mh) >= 0.15 * height and mh <= 0.7 * height
+               for mx, my, mw, mh in marks)
 
 
 def _number(ordered: list[Digit], run: list[int]) -> Number:
@@ -592,9 +613,10 @@ class Recognizer:
             candidates, options, probs = self._second_look(candidates, options, probs, grey, sources)
         t3 = time.perf_counter()
         timings["classify"] = (t3 - t2) * 1000
-        digits = self._decide(options, probs, scale, width, height, candidates, _read_from(candidates, sources))
+        marks: list[tuple[int, int, int, int]] = []
+        digits = self._decide(options, probs, scale, width, height, candidates, _read_from(candidates, sources), marks)
         boxed = frozenset(_to_input(c.box, scale, width, height) for c in candidates if c.boxed)
-        ordered, numbers = drop_stroke_runs(*group_numbers(digits, cfg.group, boxed), cfg, boxed)
+        ordered, numbers = drop_stroke_runs(*group_numbers(digits, cfg.group, boxed, marks), cfg, boxed, marks)
         t4 = time.perf_counter()
         timings["group"] = (t4 - t3) * 1000
         reading = Reading(width, height, numbers, ordered, (t4 - t0) * 1000, timings)
@@ -823,9 +845,10 @@ class Recognizer:
 
     def _decide(self, options: list[list[_Hypothesis]], probs: np.ndarray, scale: float,
                 width: int, height: int, candidates: Sequence[detect.Candidate],
-                masks: Sequence[np.ndarray] | None = None) -> list[Digit]:
+                masks: Sequence[np.ndarray] | None = None, marks: list | None = None) -> list[Digit]:
         """The digits the candidates read as; `masks`: per candidate the mask it was read from (_read_from; by
-        default their own)."""
+        default their own). `marks`, when given, gets the boxes (input pixels) of the candidates read as no
+        digit."""
         cc, dc = self.config.classify, self.config.detect
         masks = [c.mask for c in candidates] if masks is None else masks
         found: list[Digit] = []
@@ -860,6 +883,8 @@ class Recognizer:
                     continue  # an empty box drawn on a form is no letter of a word
                 box = _to_input(hyps[0].boxes[0], scale, width, height)
                 (rejected if kind == "rejected" or cc.unsure_letters else unsure_boxes).append(box)
+                if kind == "rejected" and marks is not None:
+                    marks.append(box)
                 if kind == "unsure":
                     unsure.append(self._digit(probs[hyps[0].rows[0]], hyps[0].boxes[0], scale, width, height))
         found = self._suppress(found)

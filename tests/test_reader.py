@@ -1472,6 +1472,29 @@ def test_frame_cells_cuts_a_comb_into_its_cells():
     assert detect.frame_cells(empty, cfg) is None  # an empty box: nothing inside to read
 
 
+@pytest.mark.parametrize("offset", [0, 3])
+def test_a_mark_between_two_digits_parts_them_into_two_numbers(core_reader, core_mnist, offset):
+    """56 + 7 = 63 written on one line with the digits' own spacing: the + and the = are read as no digit, and
+    each stands in a gap between two numbers (GroupConfig.mark_splits). Without the rule, the gaps are under the
+    line's spacing rule's reach and the line reads as one number."""
+    page = paper(gradient=False, seed=offset)
+    x, h, ink = 60, 50, (30, 30, 30)
+    for part in ("56", "+", "7", "=", "63"):
+        if part == "+":
+            cv2.line(page, (x, 225), (x + 25, 225), ink, 4)
+            cv2.line(page, (x + 12, 212), (x + 12, 238), ink, 4)
+        elif part == "=":
+            cv2.line(page, (x, 216), (x + 25, 216), ink, 4)
+            cv2.line(page, (x, 233), (x + 25, 233), ink, 4)
+        else:
+            boxes = write_digits(page, pick(core_mnist, part, offset), x, 200, h, gap=0.2)
+            x = boxes[-1][0] + boxes[-1][2] - 25
+        x += 35
+    assert core_reader.read(page).text == "56 7 63"
+    no_marks = Recognizer(core_reader.model, ReaderConfig(group=GroupConfig(mark_splits=0)))
+    assert no_marks.read(page).text == "56763"
+
+
 def test_digits_in_drawn_boxes_are_one_number_across_the_boxes_spacing():
     """Two digits 1.2 heights apart are two numbers, unless each stands in a box drawn round it (a form's row of
     boxes sets the spacing, GroupConfig.boxed_gap)."""

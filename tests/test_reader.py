@@ -984,6 +984,24 @@ def test_a_tilt_told_by_the_candidates_only_adds_digits(core_reader, monkeypatch
     assert [d.digit for d in reader._level(image, empty, line).digits] == [4, 4]  # a number: taken
 
 
+@pytest.mark.parametrize("text,offset", [("2846", 0), ("368", 0), ("7150", 1)])
+def test_a_number_foreshortened_top_to_bottom_is_read_stretched(core_reader, core_mnist, text, offset):
+    """A page lying on a desk, taken at a slant: the writing is half as tall as it was written. Squashed digits
+    are misread (a 6 as a 5 or a 0) or lost; their median width over height tells the squash, and the image read
+    stretched top to bottom is surer (ReaderConfig.squash_min_aspect). Its boxes are mapped back."""
+    page = paper(gradient=False)
+    boxes = write_digits(page, pick(core_mnist, text, offset), 150, 150, 90)
+    squashed = cv2.warpAffine(page, np.float32([[1, 0, 0], [0, 0.5, 120]]), (640, 480), borderMode=cv2.BORDER_REPLICATE)
+    reading = core_reader.read(squashed)
+    assert reading.text == text
+    for d, (x, y, w, h) in zip(reading.digits, boxes):
+        cx, cy = x + w / 2, 0.5 * (y + h / 2) + 120  # the digit's centre on the squashed page
+        bx, by, bw, bh = d.box
+        assert bx <= cx <= bx + bw and by <= cy <= by + bh and bh < 0.7 * h
+    as_seen = Recognizer(core_reader.model, ReaderConfig(squash_min_aspect=0))
+    assert as_seen.read(squashed).text != text
+
+
 def test_a_lone_candidate_is_read_from_its_mask_and_its_grey_pixels_averaged(core_reader, core_mnist):
     """ClassifyConfig.grey_average: a lone candidate's reading is the mean of its mask's and its grey pixels';
     the digits of a number (side by side with another digit-like candidate) keep their mask's reading, unless it

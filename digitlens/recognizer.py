@@ -386,6 +386,14 @@ def turned(image: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
     return level, cv2.invertAffineTransform(m)
 
 
+def _mapped(second: Reading, box_back, width: int, height: int, elapsed_ms: float) -> Reading:
+    """A reading of a turned or stretched copy of a width x height image, its digits' boxes mapped back onto the
+    image by `box_back` and its numbers' boxes made around them."""
+    digits = tuple(replace(d, box=box_back(d.box)) for d in second.digits)
+    numbers = tuple(replace(n, box=_union([digits[i].box for i in n.digits])) for n in second.numbers)
+    return replace(second, width=width, height=height, digits=digits, numbers=numbers, elapsed_ms=elapsed_ms)
+
+
 def _box_back(box: tuple[int, int, int, int], back: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:
     """A box on the level canvas (see turned) -> the box around its corners in the image, inside it."""
     x, y, w, h = box
@@ -526,10 +534,9 @@ class Recognizer:
         if self.config.squash_min_aspect:
             reading = self._unsquash(image, reading)
         if reading.digits or (self.config.rotate_candidates and len(boxes) > 1):
-            rotated = self._level(image, reading, boxes)
-            if rotated.digits or not self.config.rotate_candidates:
-                return rotated
-            reading = rotated
+            reading = self._level(image, reading, boxes)
+            if reading.digits:
+                return reading
         if not self.config.crop_max_side or max(height, width) > self.config.crop_max_side:
             return reading
         paper, (pad_x, pad_y, zoom) = on_paper(image, self.config.crop_min_side)
@@ -562,11 +569,9 @@ class Recognizer:
 
         def back(box):
             x, y, w, h = box
-            y0, y1 = int(round(y / f)), int(round((y + h) / f))
-            return (x, min(y0, height - 1), w, max(1, min(y1, height) - min(y0, height - 1)))
-        digits = tuple(replace(d, box=back(d.box)) for d in second.digits)
-        numbers = tuple(replace(n, box=_union([digits[i].box for i in n.digits])) for n in second.numbers)
-        return replace(second, width=width, height=height, digits=digits, numbers=numbers, elapsed_ms=elapsed)
+            y0, y1 = min(int(round(y / f)), height - 1), min(int(round((y + h) / f)), height)
+            return (x, y0, w, max(1, y1 - y0))
+        return _mapped(second, back, width, height, elapsed)
 
     def _level(self, image: np.ndarray, reading: Reading, boxes: Sequence[tuple[int, int, int, int]] = ()) -> Reading:
         """The reading, or, where its digits stand in lines tilted by rotate_min_deg or more, the reading of the
@@ -589,13 +594,13 @@ class Recognizer:
         if sum(d.confidence for d in second.digits) <= sum(d.confidence for d in reading.digits):
             return replace(reading, elapsed_ms=elapsed)
         height, width = image.shape[:2]
-        digits = tuple(replace(d, box=_box_back(d.box, back, width, height)) for d in second.digits)
+        mapped = _mapped(second, lambda box: _box_back(box, back, width, height), width, height, elapsed)
         if by_candidates and not (
-                all(any(d.digit == e.digit and detect.box_iou(d.box, e.box) >= 0.3 for e in digits) for d in reading.digits)
+                all(any(d.digit == e.digit and detect.box_iou(d.box, e.box) >= 0.3 for e in mapped.digits)
+                    for d in reading.digits)
                 and (reading.digits or any(len(n.digits) > 1 for n in second.numbers))):
             return replace(reading, elapsed_ms=elapsed)
-        numbers = tuple(replace(n, box=_union([digits[i].box for i in n.digits])) for n in second.numbers)
-        return replace(second, width=width, height=height, digits=digits, numbers=numbers, elapsed_ms=elapsed)
+        return mapped
 
     def candidate_crops(self, image: np.ndarray, timings: dict[str, float] | None = None
                         ) -> tuple[list[detect.Candidate], float, list[np.ndarray], list[list[_Hypothesis]]]:
@@ -635,6 +640,7 @@ class Recognizer:
         return candidates, scale, crops, options, grey, sources
 
     def _read(self, image: np.ndarray, boxes: bool = False):
+        """One reading of the image as it is; with `boxes`, (the reading, its candidates' boxes in input pixels)."""
         t0 = time.perf_counter()
         height, width = image.shape[:2]
         cfg = self.config

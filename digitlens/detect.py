@@ -917,9 +917,9 @@ def strip_box_sides(cleaned: np.ndarray, taken: np.ndarray, found: Sequence[Cand
                     reach: int = 3) -> tuple[np.ndarray, list[tuple[int, int, int, int]]] | None:
     """`cleaned` (remove_lines' output; `taken`, what it took) without the sides of boxes whose tops and bottoms
     remove_lines took (DetectConfig.box_side_runs), and the sides (top, bottom, x0, x1); None where there are
-    none: the columns of a straight
-    upright run at least box_side_runs long that are inked all along it, whose two ends are within `reach` px of
-    taken lines, where two or more such runs rest on the same pair of lines (a comb, or boxes apart). A digit
+    none. A side: the columns of a straight upright run at least box_side_runs long that are inked all along it,
+    whose two ends are within `reach` px of taken lines and stop there (_ends_at_lines), where two or more such
+    runs rest on the same pair of lines and the lines end at the outer ones (_line_goes_on). A digit
     written touching a side then stands alone; a lone upright stroke from line to line (a 1 on ruled paper) is
     left as it is. Only around the regions `found` in `cleaned` that reach from a taken line to another (the
     search costs ~3 ms over a 1280x720 frame, and most frames have no such region), and not beyond them: a box
@@ -943,7 +943,8 @@ def in_cell(box: tuple[int, int, int, int], sides: Sequence[tuple[int, int, int,
     for top, bottom, _, right in sides:
         if not top - reach <= cy <= bottom + reach:
             continue
-        after = [x0 for t, b, x0, _ in sides if abs(t - top) <= reach + 2 and abs(b - bottom) <= reach + 2 and x0 >= right]
+        after = [x0 for t, b, x0, _ in sides
+                 if abs(t - top) <= reach + 2 and abs(b - bottom) <= reach + 2 and x0 >= right]
         if after and right <= cx <= min(after):
             return True
     return False
@@ -961,8 +962,8 @@ def _between_lines(box: tuple[int, int, int, int], taken: np.ndarray, reach: int
 def _ends_at_lines(weak: np.ndarray, taken: np.ndarray, c0: int, c1: int, top: int, bottom: int, reach: int) -> bool:
     """Whether the upright run in columns c0..c1, rows top..bottom, stops at the taken lines at its ends, as a
     box's side does at its corners: past each line (the rows about the end with taken ink beside the run or ink
-    across it, at most 3 `reach`), `weak` holds ink in at most a fifth of the run's columns over reach + 1 rows. A stroke of writing
-    that crosses a ruled line goes on past it."""
+    across it, at most 3 `reach`), `weak` holds ink in at most a fifth of the run's columns over reach + 1 rows.
+    A stroke of writing that crosses a ruled line goes on past it."""
     H = weak.shape[0]
     x0, x1 = max(0, c0 - 2 * reach), c1 + 2 * reach
     for row, step in ((top - 1, -1), (bottom, 1)):
@@ -989,7 +990,7 @@ def _line_goes_on(taken: np.ndarray, row: int, left: int, right: int, h: int, re
 
 
 def _strip_sides(cleaned: np.ndarray, weak: np.ndarray, taken: np.ndarray, window: tuple[int, int, int, int],
-                 cfg: DetectConfig, reach: int):
+                 cfg: DetectConfig, reach: int) -> tuple[np.ndarray, list[tuple[int, int, int, int]]] | None:
     """strip_box_sides, its runs searched in `window` (x0, y0, x1, y1) of the frame."""
     L = cfg.box_side_runs
     X0, Y0, X1, Y1 = window
@@ -1006,7 +1007,8 @@ def _strip_sides(cleaned: np.ndarray, weak: np.ndarray, taken: np.ndarray, windo
             c0, c1 = x + c0, x + c1
             if c1 - c0 > max(3, h // 6):
                 continue  # a wide upright block is a stroke of writing, not a ruled side
-            if _between_lines((c0, y, c1 - c0, h), taken, reach) and _ends_at_lines(weak, taken, c0, c1, y, y + h, reach):
+            if (_between_lines((c0, y, c1 - c0, h), taken, reach)
+                    and _ends_at_lines(weak, taken, c0, c1, y, y + h, reach)):
                 # its blurred edges, inked over half of it, go with it
                 while c0 > 0 and cleaned[y:y + h, c0 - 1].mean() >= 0.5:
                     c0 -= 1
@@ -1018,8 +1020,8 @@ def _strip_sides(cleaned: np.ndarray, weak: np.ndarray, taken: np.ndarray, windo
     sides = []
     for r in runs:
         row = [o for o in runs if abs(r[0] - o[0]) <= reach + 2 and abs(r[1] - o[1]) <= reach + 2]
-        if len(row) >= 2 and not any(_line_goes_on(taken, e, min(o[2] for o in row), max(o[3] for o in row), r[1] - r[0],
-                                                    reach) for e in (r[0], r[1])):
+        left, right = min(o[2] for o in row), max(o[3] for o in row)
+        if len(row) >= 2 and not any(_line_goes_on(taken, e, left, right, r[1] - r[0], reach) for e in r[:2]):
             sides.append(r)
     if not sides:
         return None
@@ -1035,7 +1037,8 @@ def _strip_sides(cleaned: np.ndarray, weak: np.ndarray, taken: np.ndarray, windo
         r0, r1 = max(0, end - 2 * reach - 1), min(H, end + 2 * reach + 2)
         band = out[r0:r1, left:right]  # a view: erased in place
         # thin runs only: a digit's bar lying on the line (a 7's top) is thick there, and stays
-        thin = cv2.subtract(cv2.morphologyEx(band, cv2.MORPH_OPEN, horiz), cv2.morphologyEx(band, cv2.MORPH_OPEN, thick))
+        thin = cv2.subtract(cv2.morphologyEx(band, cv2.MORPH_OPEN, horiz),
+                            cv2.morphologyEx(band, cv2.MORPH_OPEN, thick))
         band[thin > 0] = 0
     return out, sides
 

@@ -297,8 +297,8 @@ def drop_stroke_runs(ordered: tuple[Digit, ...], numbers: tuple[Number, ...], cf
     return group_numbers([d for i, d in enumerate(ordered) if i not in drop], cfg.group, boxed, marks)
 
 
-def _mark_between(a: tuple[int, int, int, int], b: tuple[int, int, int, int], marks: Sequence[tuple[int, int, int, int]],
-                  height: float, min_size: float) -> bool:
+def _mark_between(a: tuple[int, int, int, int], b: tuple[int, int, int, int],
+                  marks: Sequence[tuple[int, int, int, int]], height: float, min_size: float) -> bool:
     """Whether a mark (a region read as no digit: a +, an =, a colon) stands in the gap between digit boxes `a`
     and `b` of one line, left to right: within their rows' span, clear of both by 0.1 x the line's digit height,
     its width or height at least `min_size` x that height and both at least 0.15 x (a speck of dirt, or a thin

@@ -4,9 +4,11 @@ This script composites numbers of 1-4 digits onto flat pages with its own simple
 of conditions at a time (below), and reads every image with two readers side by side in one process:
 "current" (the reader's settings now) and "before" (this code with the detection settings of commit c4b3b50: no
 coarse pass, 'touching the frame' within 2% of an edge, no allowance for blur in the blot test; and no second
-reading of a tilted page turned level, rotate_min_deg 0; no box sides and drawn frames told from writing,
-box_sides False, frame_min_side_cover 0 and frame_strip False; every other change since, such as cutting small runs
-from their finer mask or filling dark loops, is in both). Digits come from the MNIST *test* split (--source mnist) or are
+reading of a tilted page turned level, rotate_min_deg 0 and rotate_candidates False; no box sides and drawn frames
+told from writing, box_sides False, frame_min_side_cover 0, frame_strip False, box_side_runs 0 and
+frame_thin_dividers False; no second reading stretched, squash_min_aspect 0; no marks parting numbers,
+GroupConfig.mark_splits 0; every other change since, such as cutting small runs from their finer mask or filling
+dark loops, is in both). Digits come from the MNIST *test* split (--source mnist) or are
 drawn with OpenCV's Hershey simplex and script fonts (--source font). One core: onnxruntime and OpenCV
 each use one thread. Writes benchmarks/results/other-hand-<source>.json and prints a table.
 
@@ -21,7 +23,10 @@ of the frame tall) and hugemarker (huge, marker strokes); slant (sheared up to 0
 0.35 at the left to 0.85 at the right); motion (horizontal blur of 5-10 px); webcam and noisy (taken at 320x240 and
 saved as JPEG at quality 35; noisy with sensor noise of sigma 14, not 4); tilted (the writing turned 15-30 degrees
 either way, a page held at an angle); boxes (a form: one digit in each box of a row, the boxes drawn as a comb with
-shared sides or apart, 1.2-1.7x the digit's height, the digits placed with some play and sometimes touching a side).
+shared sides or apart, 1.2-1.7x the digit's height, the digits placed with some play and sometimes touching a side);
+squashed (a page lying on a desk taken at a slant: the writing foreshortened to 0.45-0.65 of its height); touching
+(written together: each digit overlapping the last by up to 8% of the height); marks (a sum, a+b=c, or a time of
+day, hh:mm, the marks drawn in a font; read right as the numbers apart, "12 7 19" or "09 45").
 All others are 640x480.
 """
 from __future__ import annotations
@@ -42,7 +47,7 @@ from common import machine_info, uncommitted  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 CATEGORIES = ("plain", "marker", "hairline", "pencil", "red", "colour", "board", "tiny", "huge", "hugemarker",
-              "slant", "dim", "motion", "webcam", "noisy", "tilted", "boxes")
+              "slant", "dim", "motion", "webcam", "noisy", "tilted", "boxes", "squashed", "touching", "marks")
 SOURCES = ("mnist", "font")
 FONTS = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX, cv2.FONT_HERSHEY_SCRIPT_COMPLEX)
 SIZE = (640, 480)  # (w, h) of the page; webcam and noisy photos come out at half of it
@@ -53,7 +58,12 @@ NOTE = ("Categories are written by this script's own compositor, not by benchmar
         "(coarse_min_stroke_frac: a hairline fattened into a 1), never on this benchmark's digits or seed. "
         "'before' = this code with no coarse pass, border_margin_frac 0.02 and stroke_blur_px 0 (the detection "
         "settings of c4b3b50), box_sides False, frame_min_side_cover 0 and frame_strip False (boxes on forms, whose rules were written "
-        "against forms drawn by a test script and checked with this compositor on MNIST *training* digits, seed 7, and fonts, seed 8) and rotate_min_deg 0 (no second reading of a tilted page turned level, c16c42d, "
+        "against forms drawn by a test script and checked with this compositor on MNIST *training* digits, seed 7, and "
+        "fonts, seed 8; box_side_runs 0 and frame_thin_dividers False likewise), squash_min_aspect 0 and "
+        "GroupConfig.mark_splits 0 (written against test-script pages of MNIST *training* digits, and checked with the "
+        "'squashed' and 'marks' categories on training digits, seed 7, and fonts, seed 8), rotate_candidates False "
+        "(checked with the 'tilted' category likewise) and rotate_min_deg 0 (no second reading of a tilted page "
+        "turned level, c16c42d, "
         "whose 12 degrees were chosen on MNIST *training* digits turned with a prototype of the 'tilted' category, "
         "seeds 7 and 8, and on dev scenes); the reader's other changes since (small runs cut from their finer mask, 9779363; "
         "the second look, f1c6c83 and a02da3b; 1s beside a rejected stroke, da3310a; filled dark loops, the coarse "
@@ -89,10 +99,13 @@ def font_glyphs(text: str, font: int, rel_thick: float, height: float) -> np.nda
 
 
 def mnist_glyphs(rng: np.random.Generator, pool: Sequence[np.ndarray], text: str, rel_thick: float,
-                 height: float) -> np.ndarray:
+                 height: float, gaps: tuple[float, float] = (0.15, 0.35)) -> np.ndarray:
     """`text` from MNIST digits (pool[d]: images of digit d), each cropped to all its ink (the faint rim too),
     scaled to `height` px, its stroke thickened or thinned towards rel_thick * height, with gaps of 15-35% of
-    the height after each digit. A uint8 ink mask (255 = ink)."""
+    the height after each digit (`gaps`; under 0, the next digit overlaps it). A uint8 ink mask (255 = ink)."""
+    if gaps[0] < 0:
+        return _run_together([mnist_glyphs(rng, pool, ch, rel_thick, height, (0.0, 0.0)) for ch in text], rng, gaps,
+                             height)
     outs = []
     for ch in text:
         digits = pool[int(ch)]
@@ -109,6 +122,43 @@ def mnist_glyphs(rng: np.random.Generator, pool: Sequence[np.ndarray], text: str
             a = cv2.erode(a, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (-k, -k)))
         outs.append(np.pad(a, ((0, 0), (0, int(height * rng.uniform(0.15, 0.35))))))
     return (np.clip(np.hstack(outs), 0, 1) * 255).astype(np.uint8)
+
+
+def _run_together(glyphs: list[np.ndarray], rng: np.random.Generator, gaps: tuple[float, float],
+                  height: float) -> np.ndarray:
+    """Glyphs of one height side by side, each cropped to its ink, with gaps of `gaps` x `height` after each
+    (under 0: the next overlaps it, the two inks joined)."""
+    glyphs = [g[:, np.flatnonzero(g.max(axis=0))[0]:np.flatnonzero(g.max(axis=0))[-1] + 1] for g in glyphs]
+    xs, x = [], 0
+    for g in glyphs:
+        xs.append(x)
+        x = max(0, x + g.shape[1] + int(round(height * rng.uniform(*gaps))))
+    out = np.zeros((glyphs[0].shape[0], max(x0 + g.shape[1] for x0, g in zip(xs, glyphs))), np.uint8)
+    for x0, g in zip(xs, glyphs):
+        out[:, x0:x0 + g.shape[1]] = np.maximum(out[:, x0:x0 + g.shape[1]], g)
+    return out
+
+
+def _with_marks(rng: np.random.Generator, pool, font: int, rel: float, height: float) -> tuple[np.ndarray, str]:
+    """The 'marks' category's writing: a sum (a+b=c, numbers of 1-2 digits) or a time of day (hh:mm), the marks
+    drawn in a Hershey font half (a colon: 0.6 of) the digits' height and centred on them, gaps of 15-35%; the
+    ink mask and the numbers read, space-separated."""
+    if rng.integers(2):
+        a, b = int(rng.integers(1, 100)), int(rng.integers(1, 100))
+        parts = [str(a), "+", str(b), "=", str(a + b)]
+    else:
+        parts = [f"{int(rng.integers(0, 24)):02d}", ":", f"{int(rng.integers(0, 60)):02d}"]
+    glyphs = []
+    for part in parts:
+        if part.isdigit():
+            g = font_glyphs(part, font, rel, height) if pool is None else mnist_glyphs(rng, pool, part, rel, height)
+        else:
+            mark = font_glyphs(part, cv2.FONT_HERSHEY_SIMPLEX, rel * 2, height * (0.6 if part == ":" else 0.5))
+            g = np.zeros((int(height), mark.shape[1]), np.uint8)
+            top = (g.shape[0] - mark.shape[0]) // 2
+            g[top:top + mark.shape[0]] = mark[:g.shape[0] - top]
+        glyphs.append(g[:int(height)] if g.shape[0] >= int(height) else np.pad(g, ((0, int(height) - g.shape[0]), (0, 0))))
+    return _run_together(glyphs, rng, (0.15, 0.35), height), " ".join(p for p in parts if p.isdigit())
 
 
 def ink_colour(rng: np.random.Generator, category: str) -> np.ndarray:
@@ -142,10 +192,18 @@ def write(rng: np.random.Generator, category: str, pool: Sequence[np.ndarray] | 
         rng.uniform(16, 24) if category == "tiny" else rng.uniform(28, 110))
     rel = rng.uniform(0.15, 0.22) if category in ("marker", "hugemarker") else (
         0.02 if category == "hairline" else rng.uniform(0.06, 0.12))
-    g = (font_glyphs(text, FONTS[int(rng.integers(len(FONTS)))], rel, height) if pool is None
-         else mnist_glyphs(rng, pool, text, rel, height))
-    if g.shape[1] > w - 10:
-        g = cv2.resize(g, (w - 10, max(1, int(g.shape[0] * (w - 10) / g.shape[1]))), interpolation=cv2.INTER_AREA)
+    if category == "touching":  # written together: each digit overlapping the last by up to 8% of the height
+        font = FONTS[int(rng.integers(len(FONTS)))]
+        g = (_run_together([font_glyphs(ch, font, rel, height) for ch in text], rng, (-0.08, 0.0), height)
+             if pool is None else mnist_glyphs(rng, pool, text, rel, height, (-0.08, 0.0)))
+    elif category == "marks":
+        g, text = _with_marks(rng, pool, FONTS[int(rng.integers(len(FONTS)))], rel, height)
+    else:
+        g = (font_glyphs(text, FONTS[int(rng.integers(len(FONTS)))], rel, height) if pool is None
+             else mnist_glyphs(rng, pool, text, rel, height))
+    widest = int(0.8 * w) if category == "marks" else w - 10  # a sum is long: clear of the page's edges
+    if g.shape[1] > widest:
+        g = cv2.resize(g, (widest, max(1, int(g.shape[0] * widest / g.shape[1]))), interpolation=cv2.INTER_AREA)
     if category == "boxes":  # a form: its boxes drawn on the page, one digit in each
         img, layer, box = _boxed(rng, text, img, pool, rel, height)
     else:
@@ -161,6 +219,10 @@ def write(rng: np.random.Generator, category: str, pool: Sequence[np.ndarray] | 
             m = np.float32([[1, rng.uniform(-0.35, 0.35), 0], [0, 1, 0]])
             m[0, 2] = -m[0, 1] * (y + gh / 2)
             layer = cv2.warpAffine(layer, m, (w, h))
+        if category == "squashed":  # a page lying on a desk, taken at a slant: foreshortened to 0.45-0.65
+            s = rng.uniform(0.45, 0.65)
+            layer = cv2.warpAffine(layer, np.float32([[1, 0, 0], [0, s, (1 - s) * (y + gh / 2)]]), (w, h))
+            box = (x, int(y + (1 - s) * gh / 2), gw, max(1, int(s * gh)))
         if category == "tilted":  # the page held at an angle: turned 15-30 degrees either way
             m = cv2.getRotationMatrix2D((x + gw / 2, y + gh / 2), float(rng.uniform(15, 30) * rng.choice([-1, 1])), 1.0)
             layer = cv2.warpAffine(layer, m, (w, h))
@@ -226,11 +288,13 @@ def load_readers() -> dict:
     """The reader now and this code with c4b3b50's detection settings, both on one onnxruntime thread."""
     from digitlens import Recognizer
     from digitlens.detect import DetectConfig
-    from digitlens.recognizer import ReaderConfig
+    from digitlens.recognizer import GroupConfig, ReaderConfig
 
     before = ReaderConfig(detect=DetectConfig(coarse_min_height_frac=0.0, border_margin_frac=0.02, stroke_blur_px=0.0,
-                                              box_sides=False, frame_min_side_cover=0.0, frame_strip=False),
-                          rotate_min_deg=0.0, intra_op_threads=1)
+                                              box_sides=False, frame_min_side_cover=0.0, frame_strip=False,
+                                              box_side_runs=0, frame_thin_dividers=False),
+                          group=GroupConfig(mark_splits=0.0), rotate_min_deg=0.0, rotate_candidates=False,
+                          squash_min_aspect=0.0, intra_op_threads=1)
     return {"current": Recognizer.load(None, ReaderConfig(intra_op_threads=1)),
             "before": Recognizer.load(None, before)}
 

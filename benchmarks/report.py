@@ -246,10 +246,14 @@ def other_hand_section() -> list[str]:
            f"{first['n_per_category']} per condition (seed {first['seed']}), with MNIST *test* digits or OpenCV's "
            "Hershey fonts. Both readers read the same images in one process: \"before\" is this code with the "
            "detection settings of commit c4b3b50 (no coarse pass, a region within 2% of the frame's edge touches it, "
-           "no blur allowance in the blot test), no level reading of a tilted page, and none of the rules for boxes "
-           "on forms (box sides, drawn frames, the frame strip); the reader's other changes since (the finer-mask "
-           "split, the second look, the hatching rule, the grey average) are in both. 'boxes' writes one digit per "
-           "box of a row on a form, as a comb or apart, the digits sometimes touching a side. Files: "
+           "no blur allowance in the blot test), no level reading of a tilted page (told by digits or by "
+           "candidates), none of the rules for boxes on forms (box sides, stripped sides, drawn frames, the frame "
+           "strip, thin dividers), no stretched reading of squashed writing and no marks parting numbers; the "
+           "reader's other changes since (the finer-mask split, the second look, the hatching rule, the grey "
+           "average) are in both. 'boxes' writes one digit per box of a row on a form, as a comb or apart, the "
+           "digits sometimes touching a side; 'squashed' foreshortens the writing to 0.45-0.65 of its height (a "
+           "page on a desk taken at a slant); 'touching' overlaps each digit with the last by up to 8% of the "
+           "height; 'marks' writes a sum (a+b=c) or a time (hh:mm), read right as the numbers apart. Files: "
            + ", ".join(f"`other-hand-{s}.json`" for s in srcs) + ".", "",
            "| condition | " + " | ".join(f"{s}: before | {s}: now" for s in srcs) + " |",
            "| --- | " + " | ".join("--- | ---" for _ in srcs) + " |"]

@@ -879,6 +879,19 @@ def test_a_small_printed_number_blurred_into_one_region_is_cut_into_all_its_digi
     assert Recognizer(core_reader.model, at_most_three).read(page).text != text
 
 
+@pytest.mark.parametrize("text,offset", [("4943", 3), ("3807", 2), ("2684", 1)])
+def test_four_digits_written_together_are_cut_into_four(core_reader, core_mnist, text, offset):
+    """Four MNIST digits 70 px tall, each overlapping the last by 5% of the height: one region at full size,
+    cut into four parts (ClassifyConfig.max_split_parts). Cut into three at most, the number reads as nothing."""
+    page = paper(gradient=False)
+    write_digits(page, pick(core_mnist, text, offset), 100, 180, 70, gap=-0.05)
+    cands, _ = detect.find_candidates(page)
+    assert len(cands) == 1  # the whole number, one region
+    assert core_reader.read(page).text == text
+    at_most_three = ReaderConfig(classify=ClassifyConfig(max_split_parts=3))
+    assert Recognizer(core_reader.model, at_most_three).read(page).text != text
+
+
 def test_a_small_printed_0_is_judged_a_loop_on_the_mask_it_was_read_from(core_reader):
     """At its own size a small printed 0's mask fills to a rounded box, which the polygon rule takes for a
     checkbox; it was read from its finer mask, where it is a loop, and is judged there."""

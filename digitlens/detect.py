@@ -458,13 +458,11 @@ def _side(cover: np.ndarray) -> tuple[int, int]:
     """A drawn box's side, from a profile of how much of each row (or column) is inked, from the box's edge inwards
     over the band drawn_box looks in: where the side's line begins (the first row over half inked) and how wide
     it is."""
-    start = np.flatnonzero(cover >= 0.5)
-    if not len(start):
+    runs = _true_runs(cover >= 0.5)
+    if not runs:
         return 0, 1
-    end = int(start[0])
-    while end < len(cover) and cover[end] >= 0.5:
-        end += 1
-    return int(start[0]), end - int(start[0])
+    start, end = runs[0]
+    return start, end - start
 
 
 def union_roots(n: int, pairs) -> list[int]:
@@ -1124,7 +1122,8 @@ def candidates_and_grey(image: np.ndarray, cfg: DetectConfig = DetectConfig()
         cleaned = remove_lines(weak, cfg)
         found = components(cleaned, strong, cfg, polarity, grey, bg, cfg.typical_unions)
         taken = cv2.subtract(weak, cleaned) if found else None  # what remove_lines took
-        if cfg.box_side_runs and found and cv2.countNonZero(taken):
+        lines_taken = bool(found) and cv2.countNonZero(taken) > 0  # (stripping sides only adds to what it took)
+        if cfg.box_side_runs and lines_taken:
             stripped = strip_box_sides(cleaned, taken, found, cfg)
             if stripped is not None:
                 cleaned, sides = stripped
@@ -1133,7 +1132,7 @@ def candidates_and_grey(image: np.ndarray, cfg: DetectConfig = DetectConfig()
                 taken = cv2.subtract(weak, cleaned)
         if cfg.line_piece_reach:
             found = [c for c in found if not continues_as_line(c, weak, cfg)]
-        if cfg.box_sides and found and cv2.countNonZero(taken):
+        if cfg.box_sides and found and lines_taken:
             found = [c for c in found if not ends_on_lines(c, taken, cfg)]
         if cfg.union_contrast and len(found) >= 2:
             faint = cv2.threshold(contrast, int(cfg.union_contrast * 255), 1, cv2.THRESH_BINARY)[1]

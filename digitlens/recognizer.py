@@ -355,14 +355,15 @@ def on_paper(image: np.ndarray, min_side: int) -> tuple[np.ndarray, tuple[int, i
     return sheet, (pad_x, pad_y, zoom)
 
 
-def writing_angle(digits: Sequence[Digit] | Sequence[tuple[int, int, int, int]], max_deg: float = 40.0) -> float | None:
-    """The tilt of the lines the digits stand in, in degrees (positive: falling to the right, in image
-    coordinates), or None when no digit has a neighbour to tell it by. Each digit is paired with its nearest
-    neighbour to the right, of about its height (0.6..1/0.6), centres at most 1.5 heights apart and at most
-    `max_deg` off level (a digit of the next line sits farther off); the median of the pairs' angles."""
-    if len(digits) < 2:
+def writing_angle(boxes: Sequence[tuple[int, int, int, int]], max_deg: float = 40.0) -> float | None:
+    """The tilt of the lines the digits (or candidates) whose `boxes` are given stand in, in degrees (positive:
+    falling to the right, in image coordinates), or None when no digit has a neighbour to tell it by. Each digit
+    is paired with its nearest neighbour to the right, of about its height (0.6..1/0.6), centres at most 1.5
+    heights apart and at most `max_deg` off level (a digit of the next line sits farther off); the median of the
+    pairs' angles."""
+    if len(boxes) < 2:
         return None
-    x, y, w, h = np.array([getattr(d, "box", d) for d in digits], np.float64).T
+    x, y, w, h = np.array(boxes, np.float64).T
     cx, cy = x + w / 2, y + h / 2
     dx, dy = cx[None, :] - cx[:, None], cy[None, :] - cy[:, None]  # [i, j]: from i to j
     size = np.maximum.outer(h, h)
@@ -370,7 +371,7 @@ def writing_angle(digits: Sequence[Digit] | Sequence[tuple[int, int, int, int]],
     ok = ((dx > 0) & (dist <= 1.5 * size) & (np.minimum.outer(h, h) >= 0.6 * size)
           & (np.abs(dy) <= np.tan(np.radians(max_deg)) * dx))
     angles = [float(np.degrees(np.arctan2(dy[i, j], dx[i, j])))
-              for i in range(len(digits)) if ok[i].any()
+              for i in range(len(boxes)) if ok[i].any()
               for j in [int(np.argmin(np.where(ok[i], dist[i], np.inf)))]]
     return float(np.median(angles)) if angles else None
 
@@ -586,7 +587,7 @@ class Recognizer:
         and where none was, a number of two digits or more (one stroke turned upright, a page's edge, reads as
         a 1)."""
         min_deg = self.config.rotate_min_deg
-        angle = writing_angle(reading.digits)
+        angle = writing_angle([d.box for d in reading.digits])
         by_candidates = angle is None and self.config.rotate_candidates
         if by_candidates:
             angle = writing_angle(boxes)

@@ -907,8 +907,8 @@ def test_a_small_printed_0_is_judged_a_loop_on_the_mask_it_was_read_from(core_re
 def test_writing_angle_is_the_tilt_of_the_lines_digits_stand_in():
     from digitlens.recognizer import writing_angle
 
-    def digits(centres, h=40):
-        return [Digit(1, 0.99, (int(x - 12), int(y - h / 2), 24, h), ((1, 0.99),)) for x, y in centres]
+    def digits(centres, h=40):  # the boxes of digits 24 x h centred there
+        return [(int(x - 12), int(y - h / 2), 24, h) for x, y in centres]
 
     t = np.tan(np.radians(20))
     falling = [(100 + 35 * k, 200 + 35 * k * t) for k in range(4)]

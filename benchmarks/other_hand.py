@@ -128,7 +128,8 @@ def _run_together(glyphs: list[np.ndarray], rng: np.random.Generator, gaps: tupl
                   height: float) -> np.ndarray:
     """Glyphs of one height side by side, each cropped to its ink, with gaps of `gaps` x `height` after each
     (under 0: the next overlaps it, the two inks joined)."""
-    glyphs = [g[:, np.flatnonzero(g.max(axis=0))[0]:np.flatnonzero(g.max(axis=0))[-1] + 1] for g in glyphs]
+    inked = [np.flatnonzero(g.max(axis=0)) for g in glyphs]
+    glyphs = [g[:, cols[0]:cols[-1] + 1] for g, cols in zip(glyphs, inked)]
     xs, x = [], 0
     for g in glyphs:
         xs.append(x)

@@ -1015,6 +1015,64 @@ def test_a_number_foreshortened_top_to_bottom_is_read_stretched(core_reader, cor
     assert as_seen.read(squashed).text != text
 
 
+@pytest.mark.parametrize("text,squash", [("584", 0.45), ("7500", 0.5), ("8113", 0.45)])
+def test_a_squashed_number_whose_digits_all_read_as_not_digits_is_read_stretched(core_reader, text, squash):
+    """Printed digits squashed to under half their height read as not-digits, every one: no digit tells the squash.
+    The candidates standing in a row tell it, two of them stretched alone read as sure digits, and the image read
+    stretched holds the number (ReaderConfig.squash_candidates). Its boxes are mapped back onto the squashed page."""
+    page = paper(gradient=False)
+    cv2.putText(page, text, (120, 300), cv2.FONT_HERSHEY_SIMPLEX, 3.0, (40, 40, 40), 8, cv2.LINE_AA)
+    squashed = cv2.warpAffine(page, np.float32([[1, 0, 0], [0, squash, 150]]), (640, 480), borderMode=cv2.BORDER_REPLICATE)
+    as_seen = Recognizer(core_reader.model, ReaderConfig(squash_candidates=False))
+    assert as_seen.read(squashed).digits == ()
+    reading = core_reader.read(squashed)
+    assert reading.text == text
+    ink_rows = np.flatnonzero((cv2.cvtColor(squashed, cv2.COLOR_BGR2GRAY) < 120).any(axis=1))
+    for d in reading.digits:
+        assert ink_rows[0] - 3 <= d.box[1] and d.box[1] + d.box[3] <= ink_rows[-1] + 3
+
+
+def test_a_squash_told_by_the_candidates_adds_only_numbers():
+    """A stretched reading taken on the candidates' word keeps every digit read, and each digit it adds stands in a
+    number of two or more: a lone digit added beside one read is more often a stretched mark."""
+    from digitlens.reading import Number, Reading
+    from digitlens.recognizer import _added_in_numbers, _only_adds, _union
+
+    def reading(*groups):
+        digits, numbers = [], []
+        for group in groups:
+            first = len(digits)
+            digits += [Digit(v, 0.99, b, ((v, 0.99),)) for v, b in group]
+            numbers.append(Number("".join(str(v) for v, _ in group), 0.99, _union([b for _, b in group]),
+                                  tuple(range(first, len(digits)))))
+        return Reading(600, 400, tuple(numbers), tuple(digits), 1.0, {})
+
+    nine = [(9, (100, 100, 30, 40))]
+    first = reading(nine)
+    beside = reading(nine, [(0, (200, 100, 30, 40))])  # a 0 added apart from the 9
+    joined = reading(nine + [(0, (135, 100, 30, 40))])  # ... and written on to it: "90"
+    assert _only_adds(first, beside, beside) and not _added_in_numbers(first, beside)
+    assert _only_adds(first, joined, joined) and _added_in_numbers(first, joined)
+    lost = reading([(4, (100, 100, 30, 40)), (0, (135, 100, 30, 40))])
+    assert not _only_adds(first, lost, lost)  # the 9 read as a 4: refused
+    empty = Reading(600, 400, (), (), 1.0, {})
+    assert not _only_adds(empty, first, first) and _only_adds(empty, joined, joined)
+
+
+def test_a_row_of_letters_is_not_read_stretched(core_reader):
+    """Wide letters in a row tell a squash too; stretched alone they read as no sure digits, and the frame is not
+    read a second time (the stretched reading of a row of letters would be the cost of every page of text)."""
+    page = paper(gradient=False)
+    cv2.putText(page, "WMNW", (60, 300), cv2.FONT_HERSHEY_SIMPLEX, 3.0, (40, 40, 40), 8, cv2.LINE_AA)
+    squashed = cv2.warpAffine(page, np.float32([[1, 0, 0], [0, 0.5, 150]]), (640, 480), borderMode=cv2.BORDER_REPLICATE)
+    reads = []
+    reader = Recognizer(core_reader.model, ReaderConfig(rotate_min_deg=0))
+    original = reader._read
+    reader._read = lambda image, boxes=False: reads.append(image.shape) or original(image, boxes)
+    assert reader.read(squashed).digits == ()
+    assert reads == [squashed.shape]
+
+
 def test_a_lone_candidate_is_read_from_its_mask_and_its_grey_pixels_averaged(core_reader, core_mnist):
     """ClassifyConfig.grey_average: a lone candidate's reading is the mean of its mask's and its grey pixels';
     the digits of a number (side by side with another digit-like candidate) keep their mask's reading, unless it

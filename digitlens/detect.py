@@ -32,6 +32,9 @@ class DetectConfig:
     # numbers +2/+5/+3/+1, single digits 0/+2/+1/+1, empty pages -1/0/0/0; other_hand's compositor (training
     # digits) board 0/-1/-1 of 100 (faint chalk dust read as a 1), other categories unchanged
     light_min_dark_frac: float = 0.03  # the light-ink pass runs only when 3% of the frame is that dark
+    light_gate_slack: int = 15  # ... and only when, at half resolution, some region of light ink with strong ink,
+    # not a rim, at least min_height_px / 2 tall, lies on a surface this close to light_max_background (mean over its
+    # box) or darker (0: no such look first; see _light_writing_possible)
     high_contrast: float = 0.22  # a stroke must somewhere be 22% darker than its paper ...
     low_contrast: float = 0.11  # ... and extends wherever it is 11% darker (hysteresis keeps faint ends)
     line_length_frac: float = 0.12  # horizontal ink runs longer than this fraction of the width are ruled lines
@@ -1118,6 +1121,8 @@ def candidates_and_grey(image: np.ndarray, cfg: DetectConfig = DetectConfig()
         weak, strong = thresholds(contrast, cfg)
         if cv2.countNonZero(strong) < cfg.min_area_px:
             continue  # no ink of this polarity (chalk on a page, pen on a board): skip its work
+        if polarity == "light" and cfg.light_gate_slack and not _light_writing_possible(weak, strong, bg, cfg):
+            continue
         strongs[polarity] = strong
         cleaned = remove_lines(weak, cfg)
         found = components(cleaned, strong, cfg, polarity, grey, bg, cfg.typical_unions)
@@ -1142,6 +1147,36 @@ def candidates_and_grey(image: np.ndarray, cfg: DetectConfig = DetectConfig()
     if cfg.coarse_min_height_frac and strongs:
         candidates += coarse_candidates(grey, candidates, strongs, cfg, view)
     return _resolve_polarity(candidates, grey.shape, cfg), scale, grey
+
+
+def _light_writing_possible(weak: np.ndarray, strong: np.ndarray, bg: np.ndarray, cfg: DetectConfig) -> bool:
+    """A first look for the light-ink pass, at half resolution (each 2x2 block with ink is ink): whether some region
+    of light ink holds strong ink, is no rim or page edge by its shape, is at least min_height_px / 2 tall and lies
+    on a dark surface (its box's mean background at most light_max_background + light_gate_slack). A page on a
+    dark desk, or a page in shadow, passes the board test; its light "ink" is the halo along the page's edges and
+    noise in the shadow, in rims and specks, and the pass's line removal and labelling (~5 ms at 1280x720) are
+    skipped. (A piece, not a merged region: a chalk digit broken into pieces has one at least half its height.)"""
+    h, w = weak.shape
+    size = (max(1, w // 2), max(1, h // 2))
+    pool = np.ones((2, 2), np.uint8)
+    half = cv2.resize(cv2.dilate(weak, pool, anchor=(1, 1)), size, interpolation=cv2.INTER_NEAREST)
+    n, labels, stats, _ = _label(half)
+    if n <= 1:
+        return False
+    pts = cv2.findNonZero(cv2.bitwise_and(cv2.resize(cv2.dilate(strong, pool, anchor=(1, 1)), size,
+                                                     interpolation=cv2.INTER_NEAREST), half))
+    if pts is None:
+        return False
+    pts = pts.reshape(-1, 2)
+    has_strong = np.bincount(labels[pts[:, 1], pts[:, 0]], minlength=n)[1:] > 0
+    stats = stats[1:]
+    keep = has_strong & (stats[:, cv2.CC_STAT_HEIGHT] * 2 >= cfg.min_height_px / 2)
+    keep &= ~_not_writing_shape(stats[:, :4], half.shape, cfg, piece=True)
+    if not keep.any():
+        return False
+    small_bg = cv2.resize(bg, size, interpolation=cv2.INTER_AREA)
+    limit = cfg.light_max_background + cfg.light_gate_slack
+    return any(float(small_bg[y:y + bh, x:x + bw].mean()) <= limit for x, y, bw, bh in stats[keep, :4])
 
 
 def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:

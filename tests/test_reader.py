@@ -203,6 +203,40 @@ def test_faint_chalk_on_a_very_dark_board_is_read(core_reader, core_mnist):
     assert whole.read(page).text == ""
 
 
+def test_the_light_ink_pass_is_skipped_for_a_page_on_a_dark_desk_but_not_for_chalk(core_reader, core_mnist,
+                                                                                     monkeypatch):
+    """A page on a dark desk passes the board test, and its edges' halo is strong light ink; no region of it is
+    light writing on a dark surface (DetectConfig.light_gate_slack), so the light pass's line removal and labelling
+    are skipped, with the same reading. Chalk on a board still gets the pass."""
+    rng = np.random.default_rng(1)
+    frame = np.full((720, 1280, 3), 35, np.uint8)
+    frame[80:640, 200:1080] = 205
+    frame = cv2.GaussianBlur(frame, (7, 7), 0)
+    frame = (frame.astype(np.float32) + rng.normal(0, 3, frame.shape)).clip(0, 255).astype(np.uint8)
+    write_digits(frame, pick(core_mnist, "3952", 1), 400, 300, 90)
+    cfg = core_reader.config.detect
+    grey = detect.to_grey(frame)
+    bg = detect.background(grey, cfg)
+    weak, strong = detect.thresholds(detect.ink_contrast(grey, bg, True, cfg.light_headroom), cfg)
+    assert detect._has_board(bg[::8, ::8], cfg) and cv2.countNonZero(strong) >= cfg.min_area_px  # the gate decides
+    assert not detect._light_writing_possible(weak, strong, bg, cfg)
+    calls = []
+    remove_lines = detect.remove_lines
+    monkeypatch.setattr(detect, "remove_lines", lambda mask, c: calls.append(1) or remove_lines(mask, c))
+    assert core_reader.read(frame).text == "3952" and len(calls) == 1  # the dark pass's only
+    ungated = Recognizer(core_reader.model, ReaderConfig(detect=replace(cfg, light_gate_slack=0)))
+    calls.clear()
+    assert ungated.read(frame).text == "3952" and len(calls) == 2
+
+    board = paper(level=30, gradient=False)
+    write_digits(board, pick(core_mnist, "58", 3), 200, 180, 80, ink=200)
+    grey = detect.to_grey(board)
+    bg = detect.background(grey, cfg)
+    weak, strong = detect.thresholds(detect.ink_contrast(grey, bg, True, cfg.light_headroom), cfg)
+    assert detect._light_writing_possible(weak, strong, bg, cfg)
+    assert core_reader.read(board).text == "58"
+
+
 def test_split_points_cut_between_touching_digits():
     mask = np.zeros((40, 60), np.uint8)
     cv2.circle(mask, (15, 20), 12, 1, 3)

@@ -93,6 +93,10 @@ class ClassifyConfig:
     # training digits, seeds 8, 7: hugemarker 86 -> 87, 92 -> 93 of 100; fonts and dev scenes (seeds 7, 8) identical
     max_ones_run: int = 3  # a "number" of more 1s than this and nothing else is hatching, a fence, tally marks
     # or a barcode: parallel strokes, which photos are full of and people rarely write as "1111"
+    ones_min_pitch: float = 0.2  # ... and two or more 1s closer than this x their height, centre to centre (median),
+    # are parallel strokes too: handwritten 1s stand at least ~0.24 heights apart (dev scenes' numbers). Dev scenes
+    # seeds 7-10: empty pages 0/+1/0/0 (three tally marks), numbers and single digits unchanged; other_hand (seven
+    # categories, training digits seed 7 and fonts seed 8) unchanged
     # A second look at a candidate that is no sure digit but stands in a number beside one (see side_by_side:
     # of about its height, 0.7..1/0.7, at most GroupConfig.number_gap heights away): people write numbers, so
     # it is most likely a digit the first look missed. It is read again from its grey patch binarised by
@@ -299,11 +303,19 @@ def drop_stroke_runs(ordered: tuple[Digit, ...], numbers: tuple[Number, ...], cf
                      ) -> tuple[tuple[Digit, ...], tuple[Number, ...]]:
     """Drop the "numbers" that are only 1s, more than `max_ones_run` of them: parallel strokes (hatching,
     a fence, tally marks, a barcode) rather than writing; the rest is grouped again."""
-    strokes = [n for n in numbers if len(n.text) > cfg.classify.max_ones_run and set(n.text) == {"1"}]
+    strokes = [n for n in numbers if set(n.text) == {"1"} and (
+        len(n.text) > cfg.classify.max_ones_run or (len(n.text) > 1 and _pitch([ordered[i].box for i in n.digits])
+                                                    < cfg.classify.ones_min_pitch))]
     if not strokes:
         return ordered, numbers
     drop = {i for n in strokes for i in n.digits}
     return group_numbers([d for i, d in enumerate(ordered) if i not in drop], cfg.group, boxed, marks)
+
+
+def _pitch(boxes: Sequence[tuple[int, int, int, int]]) -> float:
+    """The median distance between neighbouring boxes' centres, left to right, over their tallest's height."""
+    centres = sorted(x + w / 2 for x, _, w, _ in boxes)
+    return float(np.median(np.diff(centres))) / max(h for *_, h in boxes)
 
 
 def _mark_between(a: tuple[int, int, int, int], b: tuple[int, int, int, int],

@@ -1,6 +1,8 @@
 """The word rule: "digits" written among letters are letters (the O of FOOD), digits beside a stray mark are not."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import cv2
 import numpy as np
 import pytest
@@ -65,6 +67,18 @@ def test_parallel_strokes_are_not_a_run_of_ones():
     ordered, numbers = drop_stroke_runs(*group_numbers(hatching + short_run + mixed), cfg)
     assert [n.text for n in numbers] == ["11", "11117"]
     assert len(ordered) == 7 and all(ordered[i] in short_run + mixed for n in numbers for i in n.digits)
+
+
+def test_three_strokes_closer_than_handwritten_ones_are_no_number():
+    """Three tally marks, or hatching, read as 1s: "111" is no more than max_ones_run, but strokes 0.15 heights
+    apart are closer than handwritten 1s stand (ClassifyConfig.ones_min_pitch). 1s 0.3 heights apart are "111"."""
+    cfg = ReaderConfig()
+    tally = [digit(1, (200 + 24 * k, 100, 14, 160)) for k in range(3)]  # 0.15 heights apart
+    ones = [digit(1, (600 + 30 * k, 100, 12, 100)) for k in range(3)]  # 0.3 heights apart
+    ordered, numbers = drop_stroke_runs(*group_numbers(tally + ones), cfg)
+    assert [n.text for n in numbers] == ["111"] and all(d in ones for d in ordered)
+    off = replace(cfg, classify=replace(cfg.classify, ones_min_pitch=0.0))
+    assert [n.text for n in drop_stroke_runs(*group_numbers(tally + ones), off)[1]] == ["111", "111"]
 
 
 def test_loop_brightness_tells_a_drawn_ring_from_the_rim_of_a_blot():

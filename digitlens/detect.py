@@ -34,7 +34,10 @@ class DetectConfig:
     light_min_dark_frac: float = 0.03  # the light-ink pass runs only when 3% of the frame is that dark
     light_gate_slack: int = 15  # ... and only when, at half resolution, some region of light ink with strong ink,
     # not a rim, at least min_height_px / 2 tall, lies on a surface this close to light_max_background (mean over its
-    # box) or darker (0: no such look first; see _light_writing_possible)
+    # box) or darker (0: no such look first; see _light_writing_possible) ...
+    light_gate_range: int = 40  # ... or, a region shaped as a rim (chalk digits on a board's ruled lines), lies on a
+    # surface this much darker than light_max_background and flat within this: the halo along a page's edge lies on
+    # the step from the desk to the page
     high_contrast: float = 0.22  # a stroke must somewhere be 22% darker than its paper ...
     low_contrast: float = 0.11  # ... and extends wherever it is 11% darker (hysteresis keeps faint ends)
     line_length_frac: float = 0.12  # horizontal ink runs longer than this fraction of the width are ruled lines
@@ -1151,11 +1154,15 @@ def candidates_and_grey(image: np.ndarray, cfg: DetectConfig = DetectConfig()
 
 def _light_writing_possible(weak: np.ndarray, strong: np.ndarray, bg: np.ndarray, cfg: DetectConfig) -> bool:
     """A first look for the light-ink pass, at half resolution (each 2x2 block with ink is ink): whether some region
-    of light ink holds strong ink, is no rim or page edge by its shape, is at least min_height_px / 2 tall and lies
-    on a dark surface (its box's mean background at most light_max_background + light_gate_slack). A page on a
-    dark desk, or a page in shadow, passes the board test; its light "ink" is the halo along the page's edges and
-    noise in the shadow, in rims and specks, and the pass's line removal and labelling (~5 ms at 1280x720) are
-    skipped. (A piece, not a merged region: a chalk digit broken into pieces has one at least half its height.)"""
+    of light ink with strong ink either is no rim or page edge by its shape, at least min_height_px / 2 tall, on a
+    dark surface (its box's mean background at most light_max_background + light_gate_slack), or is one by its
+    shape but lies on a dark, flat surface (the background under its pixels at most light_max_background -
+    light_gate_range on average, within light_gate_range from its 10th to its 90th percentile): chalk digits
+    written on a board's ruled lines, or on a line drawn under them, are one region with the lines. A page on a dark
+    desk, or a page in shadow, passes the board test; its light "ink" is the halo along the page's edges, on the
+    step from the desk to the page, and noise in the shadow, in rims and specks, and the pass's line removal and
+    labelling (~5 ms at 1280x720) are skipped. (A piece, not a merged region: a chalk digit broken into pieces has
+    one at least half its height.)"""
     h, w = weak.shape
     size = (max(1, w // 2), max(1, h // 2))
     pool = np.ones((2, 2), np.uint8)
@@ -1170,13 +1177,21 @@ def _light_writing_possible(weak: np.ndarray, strong: np.ndarray, bg: np.ndarray
     pts = pts.reshape(-1, 2)
     has_strong = np.bincount(labels[pts[:, 1], pts[:, 0]], minlength=n)[1:] > 0
     stats = stats[1:]
-    keep = has_strong & (stats[:, cv2.CC_STAT_HEIGHT] * 2 >= cfg.min_height_px / 2)
-    keep &= ~_not_writing_shape(stats[:, :4], half.shape, cfg, piece=True)
-    if not keep.any():
-        return False
+    rim = _not_writing_shape(stats[:, :4], half.shape, cfg, piece=True)
     small_bg = cv2.resize(bg, size, interpolation=cv2.INTER_AREA)
     limit = cfg.light_max_background + cfg.light_gate_slack
-    return any(float(small_bg[y:y + bh, x:x + bw].mean()) <= limit for x, y, bw, bh in stats[keep, :4])
+    for x, y, bw, bh in stats[has_strong & ~rim & (stats[:, cv2.CC_STAT_HEIGHT] * 2 >= cfg.min_height_px / 2), :4]:
+        if float(small_bg[y:y + bh, x:x + bw].mean()) <= limit:
+            return True
+    for k in np.flatnonzero(has_strong & rim):
+        x, y, bw, bh = stats[k, :4]
+        under = small_bg[y:y + bh, x:x + bw][labels[y:y + bh, x:x + bw] == k + 1]
+        if float(under.mean()) > cfg.light_max_background - cfg.light_gate_range:
+            continue
+        low, high = np.percentile(under, (10, 90))
+        if high - low <= cfg.light_gate_range:
+            return True
+    return False
 
 
 def box_iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:

@@ -237,6 +237,24 @@ def test_the_light_ink_pass_is_skipped_for_a_page_on_a_dark_desk_but_not_for_cha
     assert core_reader.read(board).text == "58"
 
 
+@pytest.mark.parametrize("size,text", [((640, 480), "358"), ((1280, 720), "2047")])
+def test_chalk_digits_on_a_ruled_board_get_the_light_ink_pass(core_reader, core_mnist, size, text):
+    """Chalk digits written across a board's ruled lines are one region with the lines, a rim by its shape: the
+    first look of the light-ink pass takes a rim on a dark, flat surface for lines on a board (a page's halo lies on
+    the step from the desk to the page), and the pass's line removal frees the digits."""
+    w, h = size
+    board = paper(h, w, level=35, gradient=False, seed=1)
+    for y in range(60, h, 70):
+        board[y:y + 2] = 90  # ruled in chalk
+    write_digits(board, pick(core_mnist, text, 4), w // 4, 115, 80, ink=200)  # across the line at y = 130
+    cfg = core_reader.config.detect
+    grey = detect.to_grey(board)
+    bg = detect.background(grey, cfg)
+    weak, strong = detect.thresholds(detect.ink_contrast(grey, bg, True, cfg.light_headroom), cfg)
+    assert detect._light_writing_possible(weak, strong, bg, cfg)
+    assert core_reader.read(board).text == text
+
+
 def test_split_points_cut_between_touching_digits():
     mask = np.zeros((40, 60), np.uint8)
     cv2.circle(mask, (15, 20), 12, 1, 3)

@@ -427,8 +427,8 @@ def _added_in_numbers(first: Reading, mapped: Reading) -> bool:
 
 
 def _in_row(boxes: Sequence[tuple[int, int, int, int]], max_deg: float = 10.0) -> list[int]:
-    """The indices of the boxes that stand in a row with a neighbour: one of about their height (0.6..1/0.6) beside them, at
-    most a height apart (the gap between the boxes: squashed digits are wide, so their centres stand far apart)
+    """The indices of the boxes that stand in a row with a neighbour: one of about their height (0.6..1/0.6)
+    beside them, at most a height apart (the gap between the boxes: squashed digits are wide, so their centres stand far apart)
     and at most `max_deg` off level."""
     if len(boxes) < 2:
         return []
@@ -628,9 +628,9 @@ class Recognizer:
             return reading
         f = min(cfg.squash_max_stretch, aspect / cfg.squash_aspect)
         if by_candidates:
-            crops = np.stack([normalise_mask(cv2.resize(masks[i], (masks[i].shape[1], max(1, round(masks[i].shape[0] * f))),
-                                                        interpolation=cv2.INTER_NEAREST), cfg.normalise) for i in row])
-            probs = self.classify(crops)
+            stretched = [cv2.resize(masks[i], (masks[i].shape[1], max(1, round(masks[i].shape[0] * f))),
+                                    interpolation=cv2.INTER_NEAREST) for i in row]
+            probs = self.classify(np.stack([normalise_mask(m, cfg.normalise) for m in stretched]))
             if int(np.count_nonzero(probs[:, :10].max(axis=1) >= cfg.classify.min_confidence)) < 2:
                 return reading
         height, width = image.shape[:2]
@@ -736,7 +736,8 @@ class Recognizer:
         timings["group"] = (t4 - t3) * 1000
         reading = Reading(width, height, numbers, ordered, (t4 - t0) * 1000, timings)
         if boxes:
-            return reading, [_to_input(c.box, scale, width, height) for c in candidates], _read_from(candidates, sources)
+            boxes_in = [_to_input(c.box, scale, width, height) for c in candidates]
+            return reading, boxes_in, _read_from(candidates, sources)
         return reading
 
     def _average_grey(self, candidates: Sequence[detect.Candidate], options: list[list[_Hypothesis]],

@@ -201,6 +201,9 @@ class ReaderConfig:
     # digits, and where none was read it must hold a number of two or more (see Recognizer._unsquash). Printed
     # numbers squashed to 0.45-0.65 (other_hand 'squashed', fonts seed 8): 68 -> 87 of 100; training digits (seed
     # 7): 95 -> 96; dev scenes seeds 7-10 read the same (one empty page's wrong '1' became '11')
+    squash_probe_max: int = 24  # ... the frame is read stretched only when half of those candidates (the largest
+    # this many at most), and two or more, stretched alone read as sure digits: on a page of printed text every
+    # line is a row of wide candidates, and two letters of a hundred stretched read as sure digits
     rotate_candidates: bool = True  # where the digits tell no tilt (none read, or none beside another: a tilted
     # number's digits rejected, or a lone digit beside a rejected one taken for a letter), the candidates' boxes tell
     # it; the turned reading then only adds digits (see Recognizer._level). other_hand's compositor turned 15-30
@@ -611,9 +614,10 @@ class Recognizer:
         of the image stretched top to bottom until they are as wide as tall as squash_aspect, when that one is
         surer (a greater sum of digit confidences), its boxes mapped back. Where fewer than two digits were read,
         the candidates' `boxes` (input pixels) that stand in a row with a neighbour tell the squash
-        (squash_candidates): squashed digits read as not-digits. The frame is read stretched only when two of those
-        candidates' `masks`, stretched alone, read as sure digits (one small batch: rows of letters are far more
-        common than squashed numbers), and the stretched reading only adds, as a tilt told by the candidates does
+        (squash_candidates): squashed digits read as not-digits. The frame is read stretched only when half of those
+        candidates' `masks` (squash_probe_max at most, the largest), and two or more, stretched alone read as sure
+        digits (one small batch: rows of letters are far more common than squashed numbers), and the stretched
+        reading only adds, as a tilt told by the candidates does
         (see _level); its added digits must stand in numbers of two or more."""
         cfg = self.config
         by_candidates = len(reading.digits) < 2
@@ -628,10 +632,12 @@ class Recognizer:
             return reading
         f = min(cfg.squash_max_stretch, aspect / cfg.squash_aspect)
         if by_candidates:
+            probe = sorted(row, key=lambda i: boxes[i][2] * boxes[i][3])[-cfg.squash_probe_max:]
             stretched = [cv2.resize(masks[i], (masks[i].shape[1], max(1, round(masks[i].shape[0] * f))),
-                                    interpolation=cv2.INTER_NEAREST) for i in row]
+                                    interpolation=cv2.INTER_NEAREST) for i in probe]
             probs = self.classify(np.stack([normalise_mask(m, cfg.normalise) for m in stretched]))
-            if int(np.count_nonzero(probs[:, :10].max(axis=1) >= cfg.classify.min_confidence)) < 2:
+            sure = int(np.count_nonzero(probs[:, :10].max(axis=1) >= cfg.classify.min_confidence))
+            if sure < max(2, (len(probe) + 1) // 2):
                 return reading
         height, width = image.shape[:2]
         tall = cv2.resize(image, (width, int(round(height * f))), interpolation=cv2.INTER_LINEAR)

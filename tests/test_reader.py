@@ -1123,6 +1123,16 @@ def test_a_row_of_letters_is_not_read_stretched(core_reader):
     reader._read = lambda image, boxes=False: reads.append(image.shape) or original(image, boxes)
     assert reader.read(squashed).digits == ()
     assert reads == [squashed.shape]
+    # A page of printed words squashed: every line is a row of wide candidates, and a few of its many letters
+    # stretched alone read as sure digits; half of them must (ReaderConfig.squash_probe_max)
+    page = paper(gradient=False)
+    words = ["warm rum was new", "moon mown wax worm", "sums vow wow mum", "own run sun warm", "new moon was rum"]
+    for k, line in enumerate(words):
+        cv2.putText(page, line, (20, 60 + 80 * k), cv2.FONT_HERSHEY_SIMPLEX, 1.3, (40, 40, 40), 3, cv2.LINE_AA)
+    squashed = cv2.warpAffine(page, np.float32([[1, 0, 0], [0, 0.5, 100]]), (640, 480), borderMode=cv2.BORDER_REPLICATE)
+    reads.clear()
+    reader.read(squashed)
+    assert reads == [squashed.shape]
 
 
 def test_a_lone_candidate_is_read_from_its_mask_and_its_grey_pixels_averaged(core_reader, core_mnist):

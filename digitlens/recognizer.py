@@ -727,7 +727,7 @@ class Recognizer:
         timings: dict[str, float] = {}
         candidates, scale, crops, options, grey, sources = self._prepare(image, timings)
         t2 = time.perf_counter()
-        probs = self.classify(np.stack(crops)) if crops else np.zeros((0, len(self.classes)), np.float32)
+        probs = self._classify_once(np.stack(crops)) if crops else np.zeros((0, len(self.classes)), np.float32)
         if cfg.classify.grey_average and crops:
             self._average_grey(candidates, options, probs, grey)
         if cfg.classify.second_look and crops:
@@ -745,6 +745,19 @@ class Recognizer:
             boxes_in = [_to_input(c.box, scale, width, height) for c in candidates]
             return reading, boxes_in, _read_from(candidates, sources)
         return reading
+
+    def _classify_once(self, crops: np.ndarray) -> np.ndarray:
+        """classify, each distinct crop once: the cuts of a wide region into 2, 3 and 4 parts, and a cut along the
+        paper that runs straight, give the same parts again (on a page of printed words, 1,730 crops held 731
+        distinct ones)."""
+        flat = crops.reshape(len(crops), -1)
+        distinct, first, inverse = np.unique(flat, axis=0, return_index=True, return_inverse=True)
+        if len(distinct) == len(crops):
+            return self.classify(crops)
+        order = np.sort(first)  # the distinct crops in their first order, as the batch held them
+        rank = np.empty(len(distinct), np.int64)
+        rank[np.argsort(first)] = np.arange(len(distinct))
+        return self.classify(crops[order])[rank[inverse.reshape(-1)]]
 
     def _average_grey(self, candidates: Sequence[detect.Candidate], options: list[list[_Hypothesis]],
                       probs: np.ndarray, grey: np.ndarray) -> None:

@@ -1135,6 +1135,20 @@ def test_a_row_of_letters_is_not_read_stretched(core_reader):
     assert reads == [squashed.shape]
 
 
+def test_each_distinct_crop_is_classified_once_and_every_crop_gets_its_own_reading(core_reader, core_mnist,
+                                                                                   monkeypatch):
+    """Cuts of a wide region into 2, 3 and 4 parts give the same parts again; they are classified once, and each
+    crop gets the reading of its own pixels, in its place."""
+    crops = core_mnist.x_test[[0, 1, 0, 2, 1, 1, 3]]
+    batches = []
+    classify = core_reader.classify
+    monkeypatch.setattr(core_reader, "classify", lambda c: batches.append(len(c)) or classify(c))
+    once = core_reader._classify_once(crops)
+    assert batches == [4]
+    np.testing.assert_allclose(once, classify(crops), atol=1e-6)
+    assert [int(np.argmax(p)) for p in once] == [int(core_mnist.y_test[i]) for i in (0, 1, 0, 2, 1, 1, 3)]
+
+
 def test_a_lone_candidate_is_read_from_its_mask_and_its_grey_pixels_averaged(core_reader, core_mnist):
     """ClassifyConfig.grey_average: a lone candidate's reading is the mean of its mask's and its grey pixels';
     the digits of a number (side by side with another digit-like candidate) keep their mask's reading, unless it

@@ -750,14 +750,13 @@ class Recognizer:
         """classify, each distinct crop once: the cuts of a wide region into 2, 3 and 4 parts, and a cut along the
         paper that runs straight, give the same parts again (on a page of printed words, 1,730 crops held 731
         distinct ones)."""
-        flat = crops.reshape(len(crops), -1)
-        distinct, first, inverse = np.unique(flat, axis=0, return_index=True, return_inverse=True)
-        if len(distinct) == len(crops):
+        seen: dict[bytes, int] = {}  # a crop's bytes -> its row among the distinct ones, in first order
+        rows = np.array([seen.setdefault(c.tobytes(), len(seen)) for c in crops], np.int64)
+        if len(seen) == len(crops):
             return self.classify(crops)
-        order = np.sort(first)  # the distinct crops in their first order, as the batch held them
-        rank = np.empty(len(distinct), np.int64)
-        rank[np.argsort(first)] = np.arange(len(distinct))
-        return self.classify(crops[order])[rank[inverse.reshape(-1)]]
+        first = np.zeros(len(seen), np.int64)
+        first[rows[::-1]] = np.arange(len(crops))[::-1]  # each distinct crop's first place in the batch
+        return self.classify(crops[first])[rows]
 
     def _average_grey(self, candidates: Sequence[detect.Candidate], options: list[list[_Hypothesis]],
                       probs: np.ndarray, grey: np.ndarray) -> None:

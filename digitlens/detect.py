@@ -252,14 +252,20 @@ def _spanning(lines: np.ndarray, frac: float, axis: int, band: int) -> np.ndarra
     return spanning
 
 
+def _half(mask: np.ndarray, pool: bool = True) -> np.ndarray:
+    """A 0/1 mask at half resolution, each 2x2 block with ink counted as ink (`pool`; else every other pixel)."""
+    h, w = mask.shape
+    pooled = cv2.dilate(mask, np.ones((2, 2), np.uint8), anchor=(1, 1)) if pool else mask
+    return cv2.resize(pooled, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_NEAREST)
+
+
 def remove_lines(mask: np.ndarray, cfg: DetectConfig) -> np.ndarray:
     """Subtract long horizontal and vertical runs (ruled and squared paper), then mend the strokes they cut.
     Lines are found at half resolution: they are long, so nothing is lost and it costs a quarter."""
     h, w = mask.shape
     # Every 2x2 block with ink is ink at half resolution: taking every other pixel alone broke a line one pixel
     # thin, tilted a little, into dashes too short to be found
-    pooled = cv2.dilate(mask, np.ones((2, 2), np.uint8), anchor=(1, 1)) if cfg.line_max_pool else mask
-    half = cv2.resize(pooled, (max(1, w // 2), max(1, h // 2)), interpolation=cv2.INTER_NEAREST)
+    half = _half(mask, cfg.line_max_pool)
     hl = max(8, int(cfg.line_length_frac * w / 2))
     vl = max(8, int(cfg.vline_length_frac * h / 2))
     d = 2 * cfg.line_slant_px + 1
@@ -1163,22 +1169,18 @@ def _light_writing_possible(weak: np.ndarray, strong: np.ndarray, bg: np.ndarray
     step from the desk to the page, and noise in the shadow, in rims and specks, and the pass's line removal and
     labelling (~5 ms at 1280x720) are skipped. (A piece, not a merged region: a chalk digit broken into pieces has
     one at least half its height.)"""
-    h, w = weak.shape
-    size = (max(1, w // 2), max(1, h // 2))
-    pool = np.ones((2, 2), np.uint8)
-    half = cv2.resize(cv2.dilate(weak, pool, anchor=(1, 1)), size, interpolation=cv2.INTER_NEAREST)
+    half = _half(weak)
     n, labels, stats, _ = _label(half)
     if n <= 1:
         return False
-    pts = cv2.findNonZero(cv2.bitwise_and(cv2.resize(cv2.dilate(strong, pool, anchor=(1, 1)), size,
-                                                     interpolation=cv2.INTER_NEAREST), half))
+    pts = cv2.findNonZero(cv2.bitwise_and(_half(strong), half))
     if pts is None:
         return False
     pts = pts.reshape(-1, 2)
     has_strong = np.bincount(labels[pts[:, 1], pts[:, 0]], minlength=n)[1:] > 0
     stats = stats[1:]
     rim = _not_writing_shape(stats[:, :4], half.shape, cfg, piece=True)
-    small_bg = cv2.resize(bg, size, interpolation=cv2.INTER_AREA)
+    small_bg = cv2.resize(bg, half.shape[::-1], interpolation=cv2.INTER_AREA)
     limit = cfg.light_max_background + cfg.light_gate_slack
     for x, y, bw, bh in stats[has_strong & ~rim & (stats[:, cv2.CC_STAT_HEIGHT] * 2 >= cfg.min_height_px / 2), :4]:
         if float(small_bg[y:y + bh, x:x + bw].mean()) <= limit:

@@ -411,12 +411,16 @@ def turned(image: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
     return level, cv2.invertAffineTransform(m)
 
 
+def _holds(digits: Sequence[Digit], d: Digit) -> bool:
+    """Whether `digits` hold digit d: one of the same value whose box overlaps its box (IoU 0.3 or more)."""
+    return any(e.digit == d.digit and detect.box_iou(d.box, e.box) >= 0.3 for e in digits)
+
+
 def _only_adds(first: Reading, mapped: Reading, second: Reading) -> bool:
     """Whether a second reading (`second`, and `mapped` onto the first's image) only adds to `first`: it holds
     every digit of `first` (same value, overlapping box), and where `first` read none, a number of two digits or
     more (one stroke turned upright or stretched, a page's edge, reads as a 1)."""
-    return (all(any(d.digit == e.digit and detect.box_iou(d.box, e.box) >= 0.3 for e in mapped.digits)
-                for d in first.digits)
+    return (all(_holds(mapped.digits, d) for d in first.digits)
             and bool(first.digits or any(len(n.digits) > 1 for n in second.numbers)))
 
 
@@ -424,15 +428,14 @@ def _added_in_numbers(first: Reading, mapped: Reading) -> bool:
     """Whether every digit of `mapped` that `first` lacks (no digit of the same value on its box) stands in a
     number of two digits or more: a squash told by the candidates is a squashed number's, and a lone digit
     added beside one read is more often a stretched mark."""
-    new = {i for i, e in enumerate(mapped.digits)
-           if not any(d.digit == e.digit and detect.box_iou(d.box, e.box) >= 0.3 for d in first.digits)}
+    new = {i for i, e in enumerate(mapped.digits) if not _holds(first.digits, e)}
     return all(len(n.digits) > 1 for n in mapped.numbers if new & set(n.digits))
 
 
 def _in_row(boxes: Sequence[tuple[int, int, int, int]], max_deg: float = 10.0) -> list[int]:
     """The indices of the boxes that stand in a row with a neighbour: one of about their height (0.6..1/0.6)
-    beside them, at most a height apart (the gap between the boxes: squashed digits are wide, so their centres stand far apart)
-    and at most `max_deg` off level."""
+    beside them, at most a height apart (the gap between the boxes: squashed digits are wide, so their centres
+    stand far apart) and at most `max_deg` off level."""
     if len(boxes) < 2:
         return []
     x, y, w, h = np.array(boxes, np.float64).T
@@ -617,8 +620,8 @@ class Recognizer:
         (squash_candidates): squashed digits read as not-digits. The frame is read stretched only when half of those
         candidates' `masks` (squash_probe_max at most, the largest), and two or more, stretched alone read as sure
         digits (one small batch: rows of letters are far more common than squashed numbers), and the stretched
-        reading only adds, as a tilt told by the candidates does
-        (see _level); its added digits must stand in numbers of two or more."""
+        reading only adds, as a tilt told by the candidates does (see _level); its added digits must stand in
+        numbers of two or more."""
         cfg = self.config
         by_candidates = len(reading.digits) < 2
         if by_candidates:
@@ -735,28 +738,32 @@ class Recognizer:
         t3 = time.perf_counter()
         timings["classify"] = (t3 - t2) * 1000
         marks: list[tuple[int, int, int, int]] = []
-        digits = self._decide(options, probs, scale, width, height, candidates, _read_from(candidates, sources), marks)
+        masks = _read_from(candidates, sources)
+        digits = self._decide(options, probs, scale, width, height, candidates, masks, marks)
         boxed = frozenset(_to_input(c.box, scale, width, height) for c in candidates if c.boxed)
         ordered, numbers = drop_stroke_runs(*group_numbers(digits, cfg.group, boxed, marks), cfg, boxed, marks)
         t4 = time.perf_counter()
         timings["group"] = (t4 - t3) * 1000
         reading = Reading(width, height, numbers, ordered, (t4 - t0) * 1000, timings)
         if boxes:
-            boxes_in = [_to_input(c.box, scale, width, height) for c in candidates]
-            return reading, boxes_in, _read_from(candidates, sources)
+            return reading, [_to_input(c.box, scale, width, height) for c in candidates], masks
         return reading
 
     def _classify_once(self, crops: np.ndarray) -> np.ndarray:
         """classify, each distinct crop once: the cuts of a wide region into 2, 3 and 4 parts, and a cut along the
         paper that runs straight, give the same parts again (on a page of printed words, 1,730 crops held 731
         distinct ones)."""
-        seen: dict[bytes, int] = {}  # a crop's bytes -> its row among the distinct ones, in first order
-        rows = np.array([seen.setdefault(c.tobytes(), len(seen)) for c in crops], np.int64)
-        if len(seen) == len(crops):
+        seen: dict[bytes, int] = {}  # a crop's bytes -> its row among the distinct crops
+        firsts: list[int] = []  # each distinct crop's first place in the batch
+        rows = []
+        for i, crop in enumerate(crops):
+            row = seen.setdefault(crop.tobytes(), len(firsts))
+            if row == len(firsts):
+                firsts.append(i)
+            rows.append(row)
+        if len(firsts) == len(crops):
             return self.classify(crops)
-        first = np.zeros(len(seen), np.int64)
-        first[rows[::-1]] = np.arange(len(crops))[::-1]  # each distinct crop's first place in the batch
-        return self.classify(crops[first])[rows]
+        return self.classify(crops[firsts])[rows]
 
     def _average_grey(self, candidates: Sequence[detect.Candidate], options: list[list[_Hypothesis]],
                       probs: np.ndarray, grey: np.ndarray) -> None:

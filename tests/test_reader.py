@@ -1383,6 +1383,42 @@ def test_a_lone_digit_broken_in_two_is_read_whole_when_its_union_is_very_sure(co
     assert stricter.read(page).text != text
 
 
+@pytest.mark.parametrize("index,text,before", [(171, "2", "7"), (237, "7", "1")])
+def test_a_sure_digit_and_a_piece_beside_it_are_read_as_the_digit_they_make(core_reader, core_mnist, index, text,
+                                                                           before):
+    """Dev scenes (training digits, seed 9): a 2 whose foot came away reads as a 7 and its foot as no digit; a 7
+    whose bar came away reads as a 1. Their union reads as another digit, sure (ClassifyConfig.sure_unions)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from scenes import make_scene, scene_rng
+
+    img, truth = make_scene("single", scene_rng(9, "single", index), split="train", mnist=core_mnist)
+    assert [t["digit"] for t in truth["digits"]] == [int(text)]
+    assert core_reader.read(img).text == text
+    off = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(sure_unions=False)))
+    assert off.read(img).text == before
+
+
+@pytest.mark.parametrize("index,text", [(39, "18 30"), (63, "05 22"), (92, "13 31")])
+def test_the_dots_of_a_colon_beside_a_digit_still_part_the_numbers(core_reader, index, text):
+    """other_hand's 'marks' (printed fonts, dev seed 8): a time hh:mm. A colon's dot is a piece beside a sure digit,
+    and digit and dot read as that digit again: sure_unions takes a union only when it reads as another digit, so
+    the dots stay marks and part the numbers (taking any sure union read each of these as one number)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import other_hand
+
+    shot = other_hand.write(other_hand.image_rng(8, "marks", index), "marks", None)
+    assert shot.text == text
+    assert core_reader.read(shot.image).text == text
+
+
+def test_box_gap_is_the_larger_gap_across_or_down():
+    from digitlens.recognizer import _box_gap
+
+    assert _box_gap((0, 0, 10, 10), (15, 0, 10, 10)) == 5
+    assert _box_gap((0, 0, 10, 10), (12, 30, 10, 10)) == 20
+    assert _box_gap((0, 0, 10, 10), (5, 5, 10, 10)) == 0
+
+
 @pytest.mark.parametrize("index", [143, 285])
 def test_a_lit_page_around_one_digit_is_the_surface_not_light_ink(core_reader, core_mnist, index):
     """Dev scenes (training digits, seed 7) of a light page on a dark desk: the page's rim, or a patch of it lit

@@ -1411,6 +1411,19 @@ def test_the_dots_of_a_colon_beside_a_digit_still_part_the_numbers(core_reader, 
     assert core_reader.read(shot.image).text == text
 
 
+@pytest.mark.parametrize("small,kept", [("2", False), ("5", False), ("38", True)])
+def test_a_lone_digit_a_fraction_of_the_pages_writing_is_a_mark(core_reader, core_mnist, small, kept):
+    """A lone "digit" under a third of the tallest digit on the page (ClassifyConfig.small_on_page) is a speck
+    of a doodle or a stroke of hatching; a number of two or more such small digits is writing and stays."""
+    page = paper(gradient=False)
+    write_digits(page, pick(core_mnist, "47"), 150, 120, 120)
+    write_digits(page, pick(core_mnist, small, 3), 420, 380, 30)
+    want = "47 " + small if kept else "47"
+    assert core_reader.read(page).text == want
+    off = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(small_on_page=0.0)))
+    assert off.read(page).text == "47 " + small
+
+
 def test_box_gap_is_the_larger_gap_across_or_down():
     from digitlens.recognizer import _box_gap
 

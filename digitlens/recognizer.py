@@ -127,19 +127,20 @@ class ClassifyConfig:
     # bar, a 6's loop parted from its stem). Dev scenes (training digits, seeds 7 and 8): at 0.8, 4 single digits
     # rescued for 4 empty pages given a false digit (all under 0.91); at 0.95, 3 rescued for none
     lone_union_min_confidence: float = 0.95
-    sure_unions: bool = True  # a sure digit and a piece beside it that is no digit (at most sure_union_piece_height
-    # of its height and sure_union_piece_area of its box's area, a gap under sure_union_gap x its height, and no
-    # other candidate nearer the piece) are read as one, and the union is taken when it reads as another digit at
-    # least sure_union_min_confidence sure: a digit broken where no faint ink joins its parts, whose larger part
-    # reads as a digit of its own (a 2 whose foot came away reads as a 7, a 7 whose bar came away as a 1).
+    sure_unions: bool = True  # a sure digit and a piece beside it that is no digit (no taller than it,
+    # sure_union_piece_height, a gap under sure_union_gap x its height, and no other candidate nearer the piece)
+    # are read as one, and the union is taken when it reads as another digit at least sure_union_min_confidence
+    # sure: a digit broken where no faint ink joins its parts, whose larger part reads as a digit of its own (a 2
+    # whose foot came away reads as a 7, a 7 whose bar came away as a 1).
     # A union that reads as the same digit is not taken: it would swallow the dots of a colon (hh:mm) and the
     # bars of "=" that part numbers (other_hand marks, fonts seed 8: 96 -> 93 so). Dev scenes (training digits,
     # seeds 7-10, 300 per kind): single digits +1/0/+2/0, numbers +4/0/+2/0, empty pages unchanged; shrunk to
     # 0.45 (seeds 7, 8): single +1/0, numbers +3/0; other_hand (fonts seed 8, training digits seed 7, 20
-    # conditions): +3 of 2,000, none lost. Without "no candidate nearer", a broken 8's piece joined the 6 beside it
+    # conditions): +3 of 2,000, none lost. Without "no candidate nearer", a broken 8's piece joined the 6 beside it.
+    # Pieces first had to be at most 0.8 of the digit's height and 0.6 of its box's area; as tall as the digit
+    # and of any area: single +1/0/+1/0, numbers unchanged; shrunk single +2/0, numbers +1/+1; other_hand the same
     sure_union_gap: float = 0.3
-    sure_union_piece_height: float = 0.8
-    sure_union_piece_area: float = 0.6
+    sure_union_piece_height: float = 1.0
     sure_union_min_confidence: float = 0.9
     lone_rereads: bool = True  # a candidate beside no sure digit that reads as an unsure digit is read again from
     # its Otsu mask too (a blurred digit whose loops the first mask filled), and must then reach
@@ -989,11 +990,9 @@ class Recognizer:
         nearest = {q.box: min((_box_gap(q.box, b) for b in boxes if b != q.box), default=float("inf")) for q in weak}
         out: list[detect.Candidate] = []
         for p in sure:
-            _, _, pw, ph = p.box
+            ph = p.box[3]
             for q in weak:
-                _, _, qw, qh = q.box
-                if p.polarity != q.polarity or qh > cc.sure_union_piece_height * ph or \
-                        qw * qh > cc.sure_union_piece_area * pw * ph:
+                if p.polarity != q.polarity or q.box[3] > cc.sure_union_piece_height * ph:
                     continue
                 gap = _box_gap(p.box, q.box)
                 if gap > cc.sure_union_gap * ph or gap > nearest[q.box]:

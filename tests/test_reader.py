@@ -644,8 +644,42 @@ def test_a_digit_across_the_edge_of_a_shadow_is_writing_but_the_edge_is_not(core
     written = (written + rng.normal(0, 2, page.shape)).clip(0, 255).astype(np.uint8)
     found = [c.box for c in detect.find_candidates(written)[0]]
     assert any(abs(b[0] - box[0]) <= 3 and abs(b[1] - box[1]) <= 3 and abs(b[3] - box[3]) <= 4 for b in found), (found, box)
-    old = detect.DetectConfig(step_edge_ink_ratio=0.0)  # the edge rule alone, as it was
+    # the edge rule alone, as it was
+    old = detect.DetectConfig(step_edge_ink_ratio=0.0, step_edge_compact_ink_ratio=0.0)
     assert not any(abs(b[0] - box[0]) <= 3 for b in (c.box for c in detect.find_candidates(written, old)[0]))
+
+
+def test_a_compact_digit_in_a_shadow_beside_its_edge_is_writing(core_reader, core_mnist):
+    """A 7 in pencil-grey ink (25% darker than the paper) in a hand's shadow, beside the shadow's soft edge: its
+    paper is much darker on one side, and its ink is not 30% darker than the darker side, so the edge rule took it
+    for the shadow's edge. Its region is compact, not a strip along an edge (step_edge_compact_ink_ratio): read."""
+    rng = np.random.default_rng(2)
+    page = np.full((480, 640), 200, np.float32)
+    write_digits(page, pick(core_mnist, "7", 1), 320, 180, 90, ink=145)
+    shade = np.ones_like(page)
+    shade[:, 330:] = 0.6
+    shade = cv2.GaussianBlur(shade, (0, 0), 8)
+    img = (page * shade + rng.normal(0, 2, page.shape)).clip(0, 255).astype(np.uint8)
+    assert core_reader.read(img).text == "7"
+    strip_only = Recognizer(core_reader.model,
+                            ReaderConfig(detect=detect.DetectConfig(step_edge_compact_ink_ratio=0.0)))
+    assert strip_only.read(img).text == ""
+    shadow = (np.full((480, 640), 200, np.float32) * shade + rng.normal(0, 2, page.shape)).clip(0, 255).astype(np.uint8)
+    assert core_reader.read(shadow).text == ""
+
+
+@pytest.mark.parametrize("seed,kind,index,text", [(9, "single", 262, "7")])
+def test_a_dev_digit_in_a_shadow_beside_its_edge_is_read(core_reader, core_mnist, seed, kind, index, text):
+    """Dev scene (training digits, seed 9): a 7 beside the edge of a cast shadow, dropped as the shadow's edge
+    (ink 78 between paper at 102 and 139) before step_edge_compact_ink_ratio."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from scenes import make_scene, scene_rng
+
+    img, truth = make_scene(kind, scene_rng(seed, kind, index), split="train", mnist=core_mnist)
+    assert " ".join(truth["numbers"]) == text
+    assert core_reader.read(img).text == text
+    old = Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(step_edge_compact_ink_ratio=0.0)))
+    assert old.read(img).text == ""
 
 
 def test_piece_unions_join_pieces_linked_by_faint_ink_only_into_digit_shapes():

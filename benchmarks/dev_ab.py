@@ -88,17 +88,17 @@ def _init(variants: dict[str, dict[str, Any]], source: str, pool_name: str, hand
     model = Recognizer.load(config=reader_config({})).model
     _STATE["readers"] = {name: Recognizer(model, reader_config(o)) for name, o in variants.items()}
     _STATE.update(source=source, shrink=shrink)
-    mnist = load_mnist(mirrors=False)
+    mnist = None if source == "other-hand" and hand_digits == "font" else load_mnist(mirrors=False)
     if source == "scenes":
-        if pool_name == "held-out":
+        if pool_name == "held-out":  # scenes.py's split="train" reads x_train and y_train only
             from types import SimpleNamespace
 
             from digitlens import train as T
             _, _, x, y = T.split(mnist, T.TrainConfig())
-            mnist = SimpleNamespace(x_train=x, y_train=y, x_test=mnist.x_test, y_test=mnist.y_test)
+            mnist = SimpleNamespace(x_train=x, y_train=y)
         _STATE["mnist"] = mnist
     else:
-        _STATE["pool"] = None if hand_digits == "font" else [mnist.x_train[mnist.y_train == d] for d in range(10)]
+        _STATE["pool"] = None if mnist is None else [mnist.x_train[mnist.y_train == d] for d in range(10)]
 
 
 def _read_one(job: tuple[int, str, int]) -> dict[str, Any]:
@@ -177,8 +177,10 @@ def report(result: dict[str, Any]) -> str:
                  for n in names]
         lines.append(f"| {key} | " + " | ".join(cells) + " |")
     for ch in result["changed"]:
+        def mark(text: str) -> str:
+            return f"{text!r}{' (right)' if text == ch['truth'] else ''}"
+
         for name, text in ch["variants"].items():
-            mark = lambda t: f"{t!r}{' (right)' if t == ch['truth'] else ''}"  # noqa: E731
             lines.append(f"  {name} {ch['seed']}/{ch['kind']} #{ch['index']}: truth {ch['truth']!r}, "
                          f"base {mark(ch['base'])} -> {mark(text)}")
     return "\n".join(lines)

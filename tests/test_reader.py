@@ -56,6 +56,14 @@ def pick(core_mnist, labels: str, offset: int = 0) -> list[np.ndarray]:
     return out
 
 
+def dev_scene(core_mnist, kind: str, seed: int, index: int) -> tuple[np.ndarray, dict]:
+    """A development scene of benchmarks/scenes.py made of MNIST *training* digits: the image and its truth."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from scenes import make_scene, scene_rng
+
+    return make_scene(kind, scene_rng(seed, kind, index), split="train", mnist=core_mnist)
+
+
 # ---------------------------------------------------------------- stages alone
 
 def test_background_division_removes_a_light_gradient():
@@ -672,10 +680,7 @@ def test_a_compact_digit_in_a_shadow_beside_its_edge_is_writing(core_reader, cor
 def test_a_dev_digit_in_a_shadow_beside_its_edge_is_read(core_reader, core_mnist, seed, kind, index, text):
     """Dev scene (training digits, seed 9): a 7 beside the edge of a cast shadow, dropped as the shadow's edge
     (ink 78 between paper at 102 and 139) before step_edge_compact_ink_ratio."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from scenes import make_scene, scene_rng
-
-    img, truth = make_scene(kind, scene_rng(seed, kind, index), split="train", mnist=core_mnist)
+    img, truth = dev_scene(core_mnist, kind, seed, index)
     assert " ".join(truth["numbers"]) == text
     assert core_reader.read(img).text == text
     old = Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(step_edge_compact_ink_ratio=0.0)))
@@ -1424,10 +1429,7 @@ def test_a_sure_digit_and_a_piece_beside_it_are_read_as_the_digit_they_make(core
     """Dev scenes (training digits, seeds 7 and 9): a 2 whose foot came away reads as a 7 and its foot as no digit;
     a 7 whose bar came away reads as a 1. Their union reads as another digit, sure (ClassifyConfig.sure_unions).
     The last two need a piece as tall as the digit (they read "" and "1" with pieces at most 0.8 of its height)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    from scenes import make_scene, scene_rng
-
-    img, truth = make_scene("single", scene_rng(seed, "single", index), split="train", mnist=core_mnist)
+    img, truth = dev_scene(core_mnist, "single", seed, index)
     assert [t["digit"] for t in truth["digits"]] == [int(text)]
     assert core_reader.read(img).text == text
     off = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(sure_unions=False)))
@@ -1476,10 +1478,7 @@ def test_a_lit_page_around_one_digit_is_the_surface_not_light_ink(core_reader, c
     Before, the page hid the digit, or read as a 7 beside which the digit was a speck (which giant_strokes now
     also undoes, and the grey average, ClassifyConfig.grey_average, reading the lone digit's grey pixels, in one
     of them: both off here)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from scenes import make_scene, scene_rng
-
-    img, truth = make_scene("single", scene_rng(7, "single", index), split="train", mnist=core_mnist)
+    img, truth = dev_scene(core_mnist, "single", 7, index)
     text = "".join(str(t["digit"]) for t in truth["digits"])
     assert core_reader.read(img).text == text
     off = Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(surface_small_inside=0.0),

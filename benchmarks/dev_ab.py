@@ -17,8 +17,9 @@ Sources:
               train.split's permutation), which tells whether a figure leans on digits the network learned
   other-hand  benchmarks/other_hand.py's compositor (--categories), with MNIST *training* digits or Hershey fonts
               (--hand-digits train|font)
-A variant is NAME={JSON}: keys are "detect.x", "normalise.x", "classify.x", "group.x" or a field of ReaderConfig
-itself ("rotate_min_deg"). --out writes the counts and the changed images as JSON.
+A variant is NAME={JSON}: keys are "detect.x", "normalise.x", "classify.x", "group.x", a field of ReaderConfig
+itself ("rotate_min_deg"), or "model": the path of another model file to read with (a candidate network,
+'ft={"model": "runs/lens-ft/model.onnx"}'). --out writes the counts and the changed images as JSON.
 """
 from __future__ import annotations
 
@@ -35,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 SECTIONS = ("detect", "normalise", "classify", "group")
+MODEL_KEY = "model"  # a variant's key naming another model file
 BENCHMARK_SEED = 2026  # the reading benchmarks' own seed: never development data
 
 
@@ -47,6 +49,10 @@ def reader_config(overrides: dict[str, Any]):
     per: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
     top: dict[str, Any] = {}
     for key, value in overrides.items():
+        if key == MODEL_KEY:
+            if not isinstance(value, str) or not Path(value).is_file():
+                raise ValueError(f"{MODEL_KEY!r} must name a model file, got {value!r}")
+            continue
         section, _, name = key.rpartition(".")
         if section and section not in SECTIONS:
             raise ValueError(f"unknown settings section {section!r} in {key!r}; choose from {SECTIONS}")
@@ -86,7 +92,8 @@ def _init(variants: dict[str, dict[str, Any]], source: str, pool_name: str, hand
 
     cv2.setNumThreads(1)
     model = Recognizer.load(config=reader_config({})).model
-    _STATE["readers"] = {name: Recognizer(model, reader_config(o)) for name, o in variants.items()}
+    _STATE["readers"] = {name: Recognizer.load(o[MODEL_KEY], reader_config(o)) if MODEL_KEY in o
+                         else Recognizer(model, reader_config(o)) for name, o in variants.items()}
     _STATE.update(source=source, shrink=shrink)
     mnist = None if source == "other-hand" and hand_digits == "font" else load_mnist(mirrors=False)
     if source == "scenes":

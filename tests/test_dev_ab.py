@@ -20,7 +20,7 @@ def test_variants_name_real_settings():
     assert cfg.classify.sure_union_piece_height == 1.0 and cfg.rotate_min_deg == 0 and cfg.intra_op_threads == 1
     assert dev_ab.reader_config({}).classify == type(cfg.classify)()  # the base is the reader as shipped
     for bad in ('x={"classify.no_such": 1}', 'x={"nosection.min_confidence": 1}', 'x={"classify": 1}',
-                'x=[1]', 'x={not json', 'base={}', '={}', 'x'):
+                'x=[1]', 'x={not json', 'base={}', '={}', 'x', 'x={"model": "no/such/model.onnx"}', 'x={"model": 1}'):
         with pytest.raises(ValueError):
             dev_ab.parse_variant(bad)
 
@@ -39,16 +39,19 @@ def test_a_run_reports_what_a_variant_changes(tmp_path, capsys):
         load_mnist(mirrors=False)
     except DataError as e:
         pytest.skip(f"MNIST not cached: {e}")
+    from digitlens.recognizer import shipped_model_path
+
     out = tmp_path / "ab.json"
     # dev seed 9, single-digit scene 292: a 7 whose bar came away reads as a 1 without the sure unions
     assert dev_ab.main(["--seeds", "9", "--kinds", "single", "--start", "290", "--n", "3", "--processes", "1",
                         "--variant", 'same={"classify.sure_unions": true}',
+                        "--variant", f'model={json.dumps({"model": str(shipped_model_path())})}',
                         "--variant", 'off={"classify.sure_unions": false}', "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     counts = result["counts"]["9/single"]
-    assert counts["same"] == counts["base"]
+    assert counts["same"] == counts["base"] == counts["model"]  # the shipped model, loaded as a file of yours
     assert counts["off"]["exact"] < counts["base"]["exact"]
     changed = {(c["index"], name): (c["base"], text) for c in result["changed"] for name, text in c["variants"].items()}
     assert changed[(292, "off")] == ("7", "1")
-    assert not any(name == "same" for _, name in changed)
+    assert not any(name in ("same", "model") for _, name in changed)
     assert "off 9/single #292" in capsys.readouterr().out

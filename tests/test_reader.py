@@ -1449,6 +1449,39 @@ def test_the_dots_of_a_colon_beside_a_digit_still_part_the_numbers(core_reader, 
     assert core_reader.read(shot.image).text == text
 
 
+@pytest.mark.parametrize("seed,index,text", [(9, 46, "68"), (9, 66, "19"), (7, 86, "01")])
+def test_two_digits_written_touching_alone_on_a_page_are_cut_apart(core_reader, core_mnist, seed, index, text):
+    """other_hand's 'touching' (MNIST training digits, dev seeds 9 and 7): a lone pair of digits written together
+    is under 1.15 x as wide as tall, and whole it reads as no digit. ClassifyConfig.lone_pairs cuts it in two;
+    without it the page reads nothing."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import other_hand
+
+    pool = [core_mnist.x_train[core_mnist.y_train == d] for d in range(10)]
+    shot = other_hand.write(other_hand.image_rng(seed, "touching", index), "touching", pool)
+    assert shot.text == text
+    assert core_reader.read(shot.image).text == text
+    off = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(lone_pairs=False)))
+    assert off.read(shot.image).text == ""
+
+
+def test_a_letter_alone_is_not_cut_into_two_digits(core_reader):
+    """lone_pairs asks each part to be 0.98 sure: capitals and small letters alone on a page, in three Hershey
+    fonts, stay no digit; at 0.9 a script B is cut into "13"."""
+    fonts = (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX)
+
+    def page(letter, font):
+        out = paper(gradient=False)
+        cv2.putText(out, letter, (250, 300), font, 5, (40, 40, 40), 14, cv2.LINE_AA)
+        return out
+
+    for letter in "NHMWBKRAUnmhuw":
+        for font in fonts:
+            assert core_reader.read(page(letter, font)).text == "", (letter, font)
+    loose = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(lone_pair_min_confidence=0.9)))
+    assert loose.read(page("B", cv2.FONT_HERSHEY_SCRIPT_SIMPLEX)).text == "13"
+
+
 @pytest.mark.parametrize("small,kept", [("2", False), ("5", False), ("38", True)])
 def test_a_lone_digit_a_fraction_of_the_pages_writing_is_a_mark(core_reader, core_mnist, small, kept):
     """A lone "digit" under a third of the tallest digit on the page (ClassifyConfig.small_on_page) is a speck

@@ -150,8 +150,9 @@ class ClassifyConfig:
     lone_reread_min_confidence: float = 0.95
     lone_pairs: bool = True  # a weak candidate alone in its line (no candidate of its height beside it), from
     # second_split_aspect to split_aspect as wide as tall, is cut in two too, each part at least
-    # lone_pair_min_confidence sure: two digits written touching, "18", "21", "96", which read as no digit whole and,
-    # under 1.15 x as wide as tall, were never cut (alone, no sure digit beside them calls for a second look).
+    # lone_pair_min_confidence sure: two digits written touching, "18", "21", "96", read as no digit whole. Under
+    # 1.15 x as wide as tall the first look does not cut them, and alone they have no sure digit beside them to
+    # earn the second look's cuts.
     # other_hand's 'touching' (training digits, dev seeds 7, 9, 10): +3/+3/+1 of 100; fonts (seeds 8, 9) and its other
     # 19 conditions (training digits seed 7, fonts seed 8) unchanged. Dev scenes (training digits, seeds 7-10, 300 per
     # kind): unchanged; shrunk to 0.45 (seeds 7, 8): numbers 0/+1, empty pages -1/0 (a letter N read as "14").

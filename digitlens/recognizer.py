@@ -916,8 +916,9 @@ class Recognizer:
         looked: set[int] = set()  # ... of which these had the whole look (beside a sure digit)
         for k, i in enumerate(weak):
             beside = bool(link[n_sure + k, :n_sure].any())
-            alone = not np.delete(link[n_sure + k], n_sure + k).any()  # no candidate of its height in line with it
-            if alone and cc.lone_pairs and self._lone_pair(i, candidates[i], sources[i], options, crops, base):
+            if cc.lone_pairs and self._pair_shaped(candidates[i].box) and \
+                    not np.delete(link[n_sure + k], n_sure + k).any():  # alone: no candidate of its height in line
+                self._lone_pair(i, sources[i], options, crops, base)
                 given.append(i)
             if not beside and not (cc.lone_rereads and kinds[i] == "unsure"):
                 continue
@@ -956,21 +957,30 @@ class Recognizer:
                     probs = np.concatenate([probs, self.classify(np.stack(crops))])
         return candidates, options, probs
 
-    def _lone_pair(self, i: int, cand: detect.Candidate, source: tuple[np.ndarray, tuple[int, int], int],
-                   options: list[list[_Hypothesis]], crops: list[np.ndarray], base: int) -> bool:
-        """ClassifyConfig.lone_pairs: cuts of weak candidate i into two touching digits, added to options[i] (their
-        crops to `crops`, whose rows start at `base`), when it is shaped like a pair. Whether any were added."""
+    def _pair_shaped(self, box: tuple[int, int, int, int]) -> bool:
+        """As wide as two narrow digits touching: from second_split_aspect to split_aspect x its height (wider ones
+        the first look cuts already)."""
         cc = self.config.classify
-        _, _, w, h = cand.box
-        if not cc.second_split_aspect * h < w <= cc.split_aspect * h:
-            return False
+        return cc.second_split_aspect * box[3] < box[2] <= cc.split_aspect * box[3]
+
+    def _second_cuts(self, source: tuple[np.ndarray, tuple[int, int], int], crops: list[np.ndarray], base: int,
+                     parts_range: tuple[int, int] | None = None) -> list[_Hypothesis]:
+        """_splits of a candidate's mask (`source`) for the second look's batch: crops appended to `crops`, whose
+        rows start at `base` in the probability batch."""
         mask, origin, zoom = source
-        cuts = self._splits(mask, origin, zoom, crops, (2, 2))
+        cuts = self._splits(mask, origin, zoom, crops, parts_range)
         for hyp in cuts:
             hyp.rows = [base + r for r in hyp.rows]
-            hyp.min_confidence = max(hyp.min_confidence, cc.lone_pair_min_confidence)
+        return cuts
+
+    def _lone_pair(self, i: int, source: tuple[np.ndarray, tuple[int, int], int],
+                   options: list[list[_Hypothesis]], crops: list[np.ndarray], base: int) -> None:
+        """ClassifyConfig.lone_pairs: cuts of pair-shaped weak candidate i into two touching digits, added to
+        options[i] (their crops to `crops`, whose rows start at `base`), each part lone_pair_min_confidence sure."""
+        cuts = self._second_cuts(source, crops, base, (2, 2))
+        for hyp in cuts:
+            hyp.min_confidence = max(hyp.min_confidence, self.config.classify.lone_pair_min_confidence)
         options[i] += cuts
-        return bool(cuts)
 
     def _look_again(self, i: int, cand: detect.Candidate, source: tuple[np.ndarray, tuple[int, int], int],
                     beside: bool, grey: np.ndarray, options: list[list[_Hypothesis]], crops: list[np.ndarray],
@@ -981,7 +991,7 @@ class Recognizer:
         ClassifyConfig.second_look). A reread already made (a lone one, in the first
         round) is not made again: beside a digit it need only be as sure as a first reading."""
         cc = self.config.classify
-        mask, origin, zoom = source
+        zoom = source[2]
         made = [h for h in options[i] if h.reread]
         if made:
             if beside:
@@ -1002,15 +1012,10 @@ class Recognizer:
             crops.append(self._grey_crop(grey, cand))
             options[i].append(_Hypothesis([base + len(crops) - 1], [cand.box], reread=True))
         _, _, w, h = cand.box
-        if cc.second_split_aspect * h < w <= cc.split_aspect * h:
-            cuts = self._splits(mask, origin, zoom, crops)
+        if self._pair_shaped(cand.box):
+            options[i] += self._second_cuts(source, crops, base)
         elif w > cc.split_aspect * h:  # the first look cut it into at most max_split_parts: try more
-            cuts = self._splits(mask, origin, zoom, crops, (self._most_parts(zoom) + 1, cc.second_max_split_parts))
-        else:
-            cuts = []
-        for hyp in cuts:
-            hyp.rows = [base + r for r in hyp.rows]
-        options[i] += cuts
+            options[i] += self._second_cuts(source, crops, base, (self._most_parts(zoom) + 1, cc.second_max_split_parts))
 
     def _sure_unions(self, sure: list[detect.Candidate], weak: list[detect.Candidate],
                      boxes: list[tuple[int, int, int, int]]) -> list[detect.Candidate]:

@@ -16,7 +16,10 @@ read as empty; images/s and median ms per image over all scenes; median ms per 1
 scene set, each read `--repeat` times); classification throughput on batches of 256 MNIST test crops.
 
 Writes benchmarks/results/read-<reader>.json, read-summary.json and read-failures.png (a few failures
-per kind of the first reader: truth boxes green, its digits red), and prints a markdown table.
+per kind of the first reader: truth boxes green, its digits red), and prints a markdown table. For the
+digitlens reader it also counts, per truth digit not read right, why (missed_digit_causes): misread, no
+region, joined with a touching neighbour, or its region read whole as no digit, an unsure digit, or a sure
+digit a later rule dropped.
 """
 from __future__ import annotations
 
@@ -156,6 +159,57 @@ def failure_causes(reading, truth: dict) -> list[str]:
     return causes
 
 
+MISS_CAUSES = ("misread as another digit", "joined with a neighbour", "no region", "read as no digit",
+               "digit under the bar", "sure digit dropped by a rule")
+
+
+def _holds_centre(box: Sequence[float], of: Sequence[float]) -> bool:
+    cx, cy = of[0] + of[2] / 2, of[1] + of[3] / 2
+    return box[0] <= cx <= box[0] + box[2] and box[1] <= cy <= box[1] + box[3]
+
+
+def missed_digit_causes(reading, truth: dict, regions: Sequence[tuple[Sequence[float], np.ndarray]],
+                        min_confidence: float = 0.8) -> dict[str, int]:
+    """Why each truth digit the reading did not get right was lost, one cause per digit (MISS_CAUSES), from the
+    reader's first look: `regions` are its candidate regions, (box in input pixels, the probabilities its whole
+    crop reads as: the ten digits, then "not a digit"). Read as another digit; else no region holds the digit's
+    centre (broken into pieces too small, or not found); else the largest region holding it also holds another
+    truth digit's centre (touching digits read as one region); else the region best overlapping it reads, whole,
+    as no digit, as a digit under `min_confidence`, or as a sure digit that a later rule dropped."""
+    pred = [(d.digit, d.box) for d in reading.digits]
+    got = {t for _, t in match_digits(pred, truth["digits"])}
+    located = {t for _, t in match_digits(pred, truth["digits"], same_value=False)}
+    out: dict[str, int] = {}
+    for ti, t in enumerate(truth["digits"]):
+        if ti in got:
+            continue
+        if ti in located:
+            cause = MISS_CAUSES[0]
+        else:
+            holding = [(box, p) for box, p in regions if _holds_centre(box, t["box"])]
+            if not holding:
+                cause = MISS_CAUSES[2]
+            else:
+                largest = max(holding, key=lambda r: r[0][2] * r[0][3])[0]
+                if any(_holds_centre(largest, o["box"]) for oi, o in enumerate(truth["digits"]) if oi != ti):
+                    cause = MISS_CAUSES[1]
+                else:
+                    p = max(holding, key=lambda r: iou(r[0], t["box"]))[1]
+                    cause = (MISS_CAUSES[3] if float(np.sum(p[10:])) >= float(np.max(p[:10])) else
+                             MISS_CAUSES[4] if float(np.max(p[:10])) < min_confidence else MISS_CAUSES[5])
+        out[cause] = out.get(cause, 0) + 1
+    return out
+
+
+def first_look_regions(reader, image: np.ndarray) -> list[tuple[tuple[float, ...], np.ndarray]]:
+    """The digitlens reader's candidate regions in `image` (boxes in input pixels) and what each reads as whole."""
+    candidates, scale, crops, options = reader.candidate_crops(image)
+    if not candidates:
+        return []
+    probs = reader.classify(np.stack(crops))
+    return [(tuple(v / scale for v in c.box), probs[hyps[0].rows[0]]) for c, hyps in zip(candidates, options)]
+
+
 # ---------------------------------------------------------------- readers
 
 def load_readers(names: Sequence[str], seed_model: Path, lens_model: Path | None = None
@@ -282,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
     first = next(iter(readers))
     fail_tiles: dict[str, list[np.ndarray]] = {}
     causes: dict[str, dict[str, dict[str, int]]] = {n: {k: {} for k in KINDS} for n in readers}
+    misses: dict[str, dict[str, int]] = {k: {} for k in KINDS if k != "empty"}  # digitlens' missed digits, by cause
     heights: list[float] = []  # of the truth digits, in pixels of the images read
     for kind in KINDS:
         for i in tqdm(range(args.n), desc=f"{kind} scenes", unit="scene"):
@@ -307,6 +362,11 @@ def main(argv: list[str] | None = None) -> int:
                 if not row["exact"]:
                     for c in failure_causes(reading, truth):
                         causes[name][kind][c] = causes[name][kind].get(c, 0) + 1
+                    if name == "digitlens" and kind in misses and not error:
+                        regions = first_look_regions(reader, image)
+                        bar = reader.config.classify.min_confidence
+                        for c, k in missed_digit_causes(reading, truth, regions, bar).items():
+                            misses[kind][c] = misses[kind].get(c, 0) + k
                     if name == first and len(fail_tiles.setdefault(kind, [])) < args.failures:
                         fail_tiles[kind].append(_tile(image, truth, reading, f"{kind} #{i}"))
 
@@ -348,6 +408,8 @@ def main(argv: list[str] | None = None) -> int:
             result["classify_digits_per_s_all_cores"] = classify_throughput(all_cores, crops, repeats=3)
             cv2.setNumThreads(1)
         result["failure_causes"] = causes[name]
+        if name == "digitlens":
+            result["missed_digit_causes"] = {k: dict(sorted(v.items(), key=lambda kv: -kv[1])) for k, v in misses.items()}
         report = {"reader": name, "command": command, "machine": info, "scenes_per_kind": args.n, "scene_seed": args.seed,
                   "shrink": args.shrink,
                   "match_iou": MATCH_IOU, **result,
@@ -367,6 +429,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nfailure causes of {first} (scenes, a scene may have several):")
     for kind in KINDS:
         print(f"  {kind}: {causes[first][kind]}")
+    if "digitlens" in readers:
+        print("digits digitlens did not read right, by cause (from its first look's regions):")
+        for kind, counts in misses.items():
+            print(f"  {kind}: {dict(sorted(counts.items(), key=lambda kv: -kv[1]))}")
     print(f"\nwrote {args.out}/read-*.json and read-failures.png")
     return 0
 

@@ -168,6 +168,32 @@ def test_exact_match_and_digit_matching():
     assert set(bench.failure_causes(bad, TRUTH)) == {"missed digit", "false digit", "misread digit"}
 
 
+def _probs(digit: int | None, p: float) -> np.ndarray:
+    """Ten digits then "not a digit": `digit` at `p` (None: "not a digit" at p), the rest spread evenly."""
+    out = np.full(11, (1 - p) / 10)
+    out[10 if digit is None else digit] = p
+    return out
+
+
+def test_missed_digit_causes_one_per_digit_not_read():
+    # the 1 read right; the 2 read as a 3; the 7 lost: each way the reader can lose it gives its own cause
+    read = _reading([(1, (11, 11, 18, 38)), (3, (41, 9, 20, 42))], ["13"])
+    one, misread = ((10, 10, 20, 40), _probs(1, 0.99)), ((40, 10, 20, 40), _probs(3, 0.99))
+    cases = {
+        "no region": [],
+        "joined with a neighbour": [((5, 5, 60, 140), _probs(None, 0.9))],  # holds the 1's centre too
+        "read as no digit": [((10, 100, 20, 40), _probs(None, 0.7))],
+        "digit under the bar": [((10, 100, 20, 40), _probs(7, 0.6))],
+        "sure digit dropped by a rule": [((12, 102, 18, 36), _probs(7, 0.95))],
+    }
+    for cause, seven in cases.items():
+        got = bench.missed_digit_causes(read, TRUTH, [one, misread, *seven], min_confidence=0.8)
+        assert got == {"misread as another digit": 1, cause: 1}, cause
+        assert set(got) <= set(bench.MISS_CAUSES)
+    perfect = _reading([(1, (11, 11, 18, 38)), (2, (41, 9, 20, 42)), (7, (10, 100, 20, 40))], ["12", "7"])
+    assert bench.missed_digit_causes(perfect, TRUTH, []) == {}
+
+
 def test_matching_rules_iou_centre_and_one_to_one():
     truth = [{"digit": 5, "box": [0, 0, 100, 100]}]
     # small box centred inside the digit: IoU 0.04, but its centre is inside -> a match

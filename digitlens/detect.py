@@ -1418,14 +1418,18 @@ def cut_path(mask: np.ndarray, x: int, reach: int) -> np.ndarray:
     total[:, 0] = total[:, -1] = np.inf
     total[0, 1:-1] = step[0]
     for y in range(1, h):
-        prev = total[y - 1]
-        total[y, 1:-1] = np.minimum(np.minimum(prev[:-2], prev[1:-1]), prev[2:]) + step[y]
+        prev, row = total[y - 1], total[y, 1:-1]
+        np.minimum(prev[:-2], prev[1:-1], out=row)  # in place: no arrays made per row
+        np.minimum(row, prev[2:], out=row)
+        row += step[y]
     path = np.empty(h, np.int64)
     c = int(np.argmin(total[-1, 1:-1])) + 1
+    rows = total.tolist()  # the walk back reads three numbers a row: Python floats, not a numpy call per row
     for y in range(h - 1, -1, -1):
         path[y] = c - 1
         if y:
-            c += int(np.argmin(total[y - 1, c - 1:c + 2])) - 1
+            a, b, d = rows[y - 1][c - 1:c + 2]
+            c += -1 if a <= b and a <= d else 0 if b <= d else 1  # the first least, as np.argmin picks
     return path + lo
 
 

@@ -1382,6 +1382,25 @@ def split_points(mask: np.ndarray, parts: int) -> list[int]:
     return cuts
 
 
+def run_cut_points(mask: np.ndarray, most: int = 14, min_gap: float = 0.12) -> list[int]:
+    """Where a run of touching digits might be cut, for a search over all ways to cut it (see
+    Recognizer._run_hypothesis): the mask's first and last column, and between them up to `most` local minima of
+    the column profile (smoothed over 3), at least min_gap x its height from either end and from each other,
+    thinnest first. Sorted left to right."""
+    h, w = mask.shape
+    profile = np.convolve((mask > 0).sum(axis=0).astype(np.float32), np.ones(3, np.float32) / 3, mode="same")
+    left, right = np.r_[np.inf, profile[:-1]], np.r_[profile[1:], np.inf]
+    gap = min_gap * h
+    minima = [int(x) for x in np.flatnonzero((profile <= left) & (profile <= right)) if gap <= x <= w - gap]
+    out: list[int] = []
+    for x in sorted(minima, key=lambda x: (profile[x], x)):
+        if all(abs(x - o) >= gap for o in out):
+            out.append(x)
+            if len(out) == most:
+                break
+    return [0, *sorted(out), w]
+
+
 def two_way_cuts(mask: np.ndarray, most: int = 3, lo_frac: float = 0.2) -> list[int]:
     """Up to `most` columns where a candidate might be cut into two digits: the lowest local minima of the cut
     cost (cut_cost, as split_points cuts) between lo_frac and 1 - lo_frac of its width, at least a tenth of the

@@ -973,14 +973,17 @@ def test_a_small_printed_number_blurred_into_one_region_is_cut_into_all_its_digi
 @pytest.mark.parametrize("text,offset", [("4943", 3), ("3807", 2), ("2684", 1)])
 def test_four_digits_written_together_are_cut_into_four(core_reader, core_mnist, text, offset):
     """Four MNIST digits 70 px tall, each overlapping the last by 5% of the height: one region at full size,
-    cut into four parts (ClassifyConfig.max_split_parts). Cut into three at most, the number reads as nothing."""
+    cut into four parts (ClassifyConfig.max_split_parts). Cut into three at most, the number reads as nothing
+    (with the run search off: it reads all three runs too, from its own cut points)."""
     page = paper(gradient=False)
     write_digits(page, pick(core_mnist, text, offset), 100, 180, 70, gap=-0.05)
     cands, _ = detect.find_candidates(page)
     assert len(cands) == 1  # the whole number, one region
     assert core_reader.read(page).text == text
-    at_most_three = ReaderConfig(classify=ClassifyConfig(max_split_parts=3))
+    at_most_three = ReaderConfig(classify=ClassifyConfig(max_split_parts=3, run_search=False))
     assert Recognizer(core_reader.model, at_most_three).read(page).text != text
+    searched = ReaderConfig(classify=ClassifyConfig(max_split_parts=3))
+    assert Recognizer(core_reader.model, searched).read(page).text == text
 
 
 def test_a_small_printed_0_is_judged_a_loop_on_the_mask_it_was_read_from(core_reader):
@@ -1465,6 +1468,71 @@ def test_two_digits_written_touching_alone_on_a_page_are_cut_apart(core_reader, 
     assert off.read(shot.image).text == ""
 
 
+def test_run_cut_points_are_the_thin_columns_between_blobs():
+    from digitlens.detect import run_cut_points
+
+    mask = np.zeros((40, 100), np.uint8)
+    for x0 in (0, 35, 70):  # three blobs 30 px wide, joined at mid-height by 1 px bridges 5 px long
+        mask[5:35, x0:x0 + 30] = 1
+    mask[20, 30:35] = mask[20, 65:70] = 1
+    points = run_cut_points(mask, most=14, min_gap=0.12)
+    assert points[0] == 0 and points[-1] == 100 and points == sorted(points)
+    assert any(30 <= p <= 34 for p in points) and any(65 <= p <= 69 for p in points)
+    assert all(b - a >= 0.12 * 40 for a, b in zip(points[1:-2], points[2:-1]))  # inner points min_gap apart
+    assert len(run_cut_points(mask, most=1, min_gap=0.12)) == 3  # the ends and the thinnest minimum
+
+
+def test_best_cutting_takes_the_surest_way_that_covers_the_run():
+    from digitlens.recognizer import best_cutting
+
+    # points 0..3: one piece 0-3 (log 0.5), or three pieces 0-1, 1-2, 2-3 at 0.99 each, or 0-2 + 2-3
+    pieces = {(0, 3): np.log(0.5), (0, 1): np.log(0.99), (1, 2): np.log(0.99), (2, 3): np.log(0.99),
+              (0, 2): np.log(0.6)}
+    assert best_cutting(4, pieces) == [(0, 1), (1, 2), (2, 3)]
+    del pieces[(1, 2)]
+    assert best_cutting(4, pieces) == [(0, 2), (2, 3)]  # 0.6 x 0.99 = 0.594 beats 0.5 whole
+    pieces[(0, 3)] = np.log(0.7)
+    assert best_cutting(4, pieces) == [(0, 3)]
+    assert best_cutting(4, {(0, 1): 0.0, (2, 3): 0.0}) is None  # nothing covers 1-2
+
+
+@pytest.mark.parametrize("index,text", [(3, "6326"), (11, "2460"), (14, "4943")])
+def test_a_run_of_touching_digits_is_cut_by_the_search_over_its_cut_points(core_reader, core_mnist, index, text):
+    """other_hand's 'touching' (MNIST training digits, dev seed 7): three or four digits written touching, alone on
+    the page. The first look's equal cuts part them wrongly; ClassifyConfig.run_search reads every piece between
+    two thin columns and keeps the surest way to cut the run into digits. Without it the page reads nothing."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import other_hand
+
+    pool = [core_mnist.x_train[core_mnist.y_train == d] for d in range(10)]
+    shot = other_hand.write(other_hand.image_rng(7, "touching", index), "touching", pool)
+    assert shot.text == text
+    assert core_reader.read(shot.image).text == text
+    off = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(run_search=False)))
+    assert off.read(shot.image).text == ""
+
+
+def test_letters_touching_in_a_word_are_not_cut_into_digits(core_reader, core_mnist):
+    """A dev scene's empty page (training split, seed 7, #42) holds the printed word "fMMxK": its "MM" is one
+    region, and run_search cuts it into 1, 4, 1, 4, every part over 0.96 sure. run_max_ones (at most 0.4 of the
+    parts 1s) turns that way down: the strokes of letters. Printed words alone on a page, touching or not, read
+    the same with the search as without it."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from scenes import make_scene, scene_rng
+
+    image, truth = make_scene("empty", scene_rng(7, "empty", 42), split="train", mnist=core_mnist)
+    assert truth["digits"] == []
+    assert core_reader.read(image).text == ""
+    ones = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(run_max_ones=1.0)))
+    assert ones.read(image).text == "1414"
+    off = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(run_search=False)))
+    for word in ("MM", "NMH", "mum", "HUN", "WWM", "BOB", "HELLO", "Minimum"):
+        for font in (cv2.FONT_HERSHEY_SIMPLEX, cv2.FONT_HERSHEY_DUPLEX, cv2.FONT_HERSHEY_SCRIPT_SIMPLEX):
+            out = paper(gradient=False)
+            cv2.putText(out, word, (60, 300), font, 2.5, (40, 40, 40), 10, cv2.LINE_AA)
+            assert core_reader.read(out).text == off.read(out).text, (word, font)
+
+
 def test_a_letter_alone_is_not_cut_into_two_digits(core_reader):
     """lone_pairs asks each part to be 0.98 sure: capitals and small letters alone on a page, in three Hershey
     fonts, stay no digit; at 0.9 a script B is cut into "13"."""
@@ -1542,7 +1610,8 @@ def test_specks_in_the_strokes_of_a_close_chalk_digit_do_not_make_it_a_surface(c
 @pytest.mark.parametrize("text,offset,overlap", [("94", 2, 6), ("45", 11, 8), ("56", 9, 8), ("83", 6, 8)])
 def test_two_touching_digits_are_cut_where_the_classifier_reads_both(core_reader, core_mnist, text, offset, overlap):
     """The column of least ink near the middle can lie inside one digit (a 4's bar, a 5's top): the cut is also
-    tried at the next cheapest column (detect.two_way_cuts), whose parts must then be sure digits (0.95)."""
+    tried at the next cheapest column (detect.two_way_cuts), whose parts must then be sure digits (0.95). (The run
+    search, ClassifyConfig.run_search, finds such cuts too: it is off for the counter-test.)"""
     page = paper()
     first, second = pick(core_mnist, text, offset)
     (x, _, w, _), = write_digits(page, [first], 250, 200, 60)
@@ -1550,7 +1619,8 @@ def test_two_touching_digits_are_cut_where_the_classifier_reads_both(core_reader
     cands, _ = detect.find_candidates(page)
     assert len(cands) == 1
     assert core_reader.read(page).text == text
-    one_cut = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(two_way_cuts=1, cut_reach=0)))
+    one_cut = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(two_way_cuts=1, cut_reach=0,
+                                                                                 run_search=False)))
     assert one_cut.read(page).text != text
 
 
@@ -1558,7 +1628,7 @@ def test_two_touching_digits_are_cut_where_the_classifier_reads_both(core_reader
 def test_digits_written_overlapping_are_cut_along_the_paper_between_them(core_reader, core_mnist, text, offset,
                                                                           overlap):
     """Where two digits overlap in x no column parts them: the cut is also tried along the path of least ink near
-    the column (detect.cut_path). With straight columns only, these pairs are not read."""
+    the column (detect.cut_path). With straight columns only (and the run search off), these pairs are not read."""
     page = paper()
     first, second = pick(core_mnist, text, offset)
     (x, _, w, _), = write_digits(page, [first], 250, 200, 60)
@@ -1566,7 +1636,7 @@ def test_digits_written_overlapping_are_cut_along_the_paper_between_them(core_re
     cands, _ = detect.find_candidates(page)
     assert len(cands) == 1
     assert core_reader.read(page).text == text
-    straight = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(cut_reach=0)))
+    straight = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(cut_reach=0, run_search=False)))
     assert straight.read(page).text != text
 
 

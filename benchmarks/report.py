@@ -137,6 +137,19 @@ def read_section() -> list[str]:
                 f"({d.get('classify_digits_per_s_all_cores', 0):,.0f} on both cores, "
                 f"{ok((d.get('classify_digits_per_s_all_cores') or 0) >= 5000)}).",
                 "", "![failures of the reader, a few per kind](benchmarks/results/read-failures.png)"]
+        full = load("read-digitlens.json") or {}
+        causes = full.get("missed_digit_causes") or {}
+        if causes:  # why each digit not read right was lost (read.py's missed_digit_causes), commonest first
+            total: dict[str, int] = {}
+            for counts in causes.values():
+                for c, n in counts.items():
+                    total[c] = total.get(c, 0) + n
+            order = sorted(total, key=lambda c: -total[c])
+            out += ["", "Digits digitlens did not read right, by cause (one per digit, from its first look's "
+                    "regions; `missed_digit_causes` in `read-digitlens.json`):", "",
+                    "| scenes | " + " | ".join(order) + " |", "| --- |" + " --- |" * len(order)]
+            for kind, counts in causes.items():
+                out.append(f"| {kind} | " + " | ".join(str(counts.get(c, 0)) for c in order) + " |")
     return out + [""]
 
 

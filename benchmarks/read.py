@@ -163,11 +163,6 @@ MISS_CAUSES = ("misread as another digit", "joined with a neighbour", "no region
                "digit under the bar", "sure digit dropped by a rule")
 
 
-def _holds_centre(box: Sequence[float], of: Sequence[float]) -> bool:
-    cx, cy = of[0] + of[2] / 2, of[1] + of[3] / 2
-    return box[0] <= cx <= box[0] + box[2] and box[1] <= cy <= box[1] + box[3]
-
-
 def missed_digit_causes(reading, truth: dict, regions: Sequence[tuple[Sequence[float], np.ndarray]],
                         min_confidence: float = 0.8) -> dict[str, int]:
     """Why each truth digit the reading did not get right was lost, one cause per digit (MISS_CAUSES), from the
@@ -186,12 +181,12 @@ def missed_digit_causes(reading, truth: dict, regions: Sequence[tuple[Sequence[f
         if ti in located:
             cause = MISS_CAUSES[0]
         else:
-            holding = [(box, p) for box, p in regions if _holds_centre(box, t["box"])]
+            holding = [(box, p) for box, p in regions if _centre_inside(t["box"], box)]
             if not holding:
                 cause = MISS_CAUSES[2]
             else:
                 largest = max(holding, key=lambda r: r[0][2] * r[0][3])[0]
-                if any(_holds_centre(largest, o["box"]) for oi, o in enumerate(truth["digits"]) if oi != ti):
+                if any(_centre_inside(o["box"], largest) for oi, o in enumerate(truth["digits"]) if oi != ti):
                     cause = MISS_CAUSES[1]
                 else:
                     p = max(holding, key=lambda r: iou(r[0], t["box"]))[1]

@@ -1384,7 +1384,7 @@ def split_points(mask: np.ndarray, parts: int) -> list[int]:
 
 def run_cut_points(mask: np.ndarray, most: int = 14, min_gap: float = 0.12) -> list[int]:
     """Where a run of touching digits might be cut, for a search over all ways to cut it (see
-    Recognizer._run_hypothesis): the mask's first and last column, and between them up to `most` local minima of
+    Recognizer._run_hypotheses): the mask's first and last column, and between them up to `most` local minima of
     the column profile (smoothed over 3), at least min_gap x its height from either end and from each other,
     thinnest first. Sorted left to right."""
     h, w = mask.shape

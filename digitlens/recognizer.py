@@ -563,6 +563,15 @@ def drop_words(digits: list[Digit], rejected: Sequence[tuple[int, int, int, int]
             and not (cfg.ones_beside_rejected and (tally[root[i]][1] or tally[root[i]][3]) and not tally[root[i]][2])]
 
 
+def _part_box(sub: np.ndarray, dx: int, origin: tuple[int, int], zoom: int) -> tuple[int, int, int, int]:
+    """The box in frame pixels of the ink of `sub`, the columns from `dx` of a mask read at `zoom` whose top-left
+    pixel lies at `origin` (frame pixels x zoom): a cut part of a candidate (_splits, the run search)."""
+    x, y = origin
+    bx, by, bw, bh = ink_bounds(sub)
+    x0, y0 = (x + dx + bx) // zoom, (y + by) // zoom
+    return (x0, y0, max(1, -(-(x + dx + bx + bw) // zoom) - x0), max(1, -(-(y + by + bh) // zoom) - y0))
+
+
 def best_cutting(n_points: int, pieces: dict[tuple[int, int], float]) -> list[tuple[int, int]] | None:
     """The way of cutting a run at points 0..n_points-1 into consecutive pieces (i, j), each one of `pieces` (its
     log probability), that has the greatest sum: dynamic programming over the points. None when no way covers the
@@ -873,7 +882,6 @@ class Recognizer:
         one hypothesis with boxes in frame pixels; their normalised crops are appended to `crops`."""
         cc = self.config.classify
         lo, hi = parts_range or (2, self._most_parts(zoom))
-        x, y = origin
         h, w = mask.shape
         est = int(round(w / (cc.split_width_per_digit * h)))
         hyps = []
@@ -896,11 +904,7 @@ class Recognizer:
             pieces = detect.split_mask(mask, cuts, reach) if cuts else []
             if len(pieces) != parts:
                 continue
-            boxes = []
-            for dx, sub in pieces:
-                bx, by, bw, bh = ink_bounds(sub)  # split_mask keeps only parts with ink
-                x0, y0 = (x + dx + bx) // zoom, (y + by) // zoom
-                boxes.append((x0, y0, max(1, -(-(x + dx + bx + bw) // zoom) - x0), max(1, -(-(y + by + bh) // zoom) - y0)))
+            boxes = [_part_box(sub, dx, origin, zoom) for dx, sub in pieces]  # split_mask keeps only parts with ink
             if min(b[3] for b in boxes) < cc.split_min_height * h / zoom:
                 continue  # a part much shorter than the whole: letters, not digits; normalise nothing
             rows = list(range(len(crops), len(crops) + len(pieces)))
@@ -946,12 +950,18 @@ class Recognizer:
                 crops.append(normalise_mask(union.mask, self.config.normalise))
         given: list[int] = []  # weak candidates given new hypotheses, the only ones whose reading can change
         looked: set[int] = set()  # ... of which these had the whole look (beside a sure digit)
+        wide: list[tuple[int, float]] = []  # run_search's candidates, each with how sure its parts must be
         for k, i in enumerate(weak):
             beside = bool(link[n_sure + k, :n_sure].any())
-            if cc.lone_pairs and self._pair_shaped(candidates[i].box) and \
-                    not np.delete(link[n_sure + k], n_sure + k).any():  # alone: no candidate of its height in line
+            alone = not np.delete(link[n_sure + k], n_sure + k).any()  # no candidate of its height in line
+            if cc.lone_pairs and alone and self._pair_shaped(candidates[i].box):
                 self._lone_pair(i, sources[i], options, crops, base)
                 given.append(i)
+            # beside a sure digit, or alone in its line (a word of a text line has words beside it)
+            if cc.run_search and (beside or alone) and not candidates[i].parts and \
+                    candidates[i].box[2] > cc.split_aspect * candidates[i].box[3] and \
+                    self._digitlike(options[i][1:], probs) >= cc.run_digitlike:
+                wide.append((i, cc.run_min_confidence if beside else cc.run_lone_min_confidence))
             if not beside and not (cc.lone_rereads and kinds[i] == "unsure"):
                 continue
             self._look_again(i, candidates[i], sources[i], beside, grey, options, crops, base)
@@ -959,13 +969,7 @@ class Recognizer:
                 given.append(i)
             if beside:
                 looked.add(i)
-        if cc.run_search:
-            # beside a sure digit, or alone in its line (a word of a text line has words beside it)
-            wide = [(i, cc.run_min_confidence if link[n_sure + k, :n_sure].any() else cc.run_lone_min_confidence)
-                    for k, i in enumerate(weak)
-                    if candidates[i].box[2] > cc.split_aspect * candidates[i].box[3] and not candidates[i].parts
-                    and (link[n_sure + k, :n_sure].any() or not np.delete(link[n_sure + k], n_sure + k).any())
-                    and self._digitlike(options[i][1:], probs) >= cc.run_digitlike]
+        if wide:
             self._run_hypotheses(wide, sources, options, crops, base)
         if not crops:
             return candidates, options, probs
@@ -1063,27 +1067,23 @@ class Recognizer:
             return
         normalised = [normalise_mask(sub, self.config.normalise) for r in runs for sub in r[4]]
         p = self.classify(np.stack(normalised))
-        first = 0
+        end = 0
         for i, least, points, spans, subs in runs:
-            q = p[first:first + len(spans)]
-            row_of = {span: first + k for k, span in enumerate(spans)}
-            first += len(spans)
+            first, end = end, end + len(spans)  # this run's rows of p
+            q = p[first:end]
+            k_of = {span: k for k, span in enumerate(spans)}
             digit = q[:, :10].argmax(axis=1)
             sure = q[np.arange(len(q)), digit]
             way = best_cutting(len(points), {span: float(np.log(sure[k])) for k, span in enumerate(spans)
                                              if sure[k] >= least})
-            if not way or len(way) < 2 or \
-                    sum(int(p[row_of[span], :10].argmax()) == 1 for span in way) > cc.run_max_ones * len(way):
+            if not way or len(way) < 2 or sum(int(digit[k_of[span]]) == 1 for span in way) > cc.run_max_ones * len(way):
                 continue
-            mask, (x, y), zoom = sources[i]
+            _, origin, zoom = sources[i]
             rows, boxes = [], []
             for span in way:
-                bx, by, bw, bh = ink_bounds(mask[:, points[span[0]]:points[span[1]]])
-                x0, y0 = (x + points[span[0]] + bx) // zoom, (y + by) // zoom
-                boxes.append((x0, y0, max(1, -(-(x + points[span[0]] + bx + bw) // zoom) - x0),
-                              max(1, -(-(y + by + bh) // zoom) - y0)))
+                boxes.append(_part_box(subs[k_of[span]], points[span[0]], origin, zoom))
                 rows.append(base + len(crops))
-                crops.append(normalised[row_of[span]])
+                crops.append(normalised[first + k_of[span]])
             options[i].append(_Hypothesis(rows, boxes, min_confidence=least))
 
     def _look_again(self, i: int, cand: detect.Candidate, source: tuple[np.ndarray, tuple[int, int], int],

@@ -1409,6 +1409,31 @@ def _broken(digit: np.ndarray, axis: str) -> np.ndarray:
     return broken
 
 
+def _gapped(digit: np.ndarray, frac: float, centre: float) -> np.ndarray:
+    """A digit with a band of rows `frac` of its ink's height erased, centred `centre` of the way down: a stroke
+    lost where the pen ran dry, leaving two pieces far apart for their own height."""
+    out = digit.copy()
+    ys, _ = np.nonzero(out > 60)
+    y0, h = ys.min(), ys.max() - ys.min()
+    mid = y0 + centre * h
+    out[int(mid - frac * h / 2):int(mid + frac * h / 2) + 1, :] = 0
+    return out
+
+
+@pytest.mark.parametrize("text,offset,frac,centre", [("65", 1, 0.2, 0.3), ("95", 1, 0.3, 0.7), ("35", 1, 0.2, 0.7),
+                                                     ("42", 1, 0.3, 0.3), ("72", 1, 0.2, 0.3)])
+def test_a_digit_broken_by_a_wide_gap_beside_a_sure_one_is_read_whole(core_reader, core_mnist, text, offset, frac,
+                                                                      centre):
+    """The pieces of a digit whose middle stroke was lost lie farther apart than union_gap x their own height;
+    beside a sure digit of the number, a gap under union_line_gap x that digit's height still joins them."""
+    page = paper()
+    sure, digit = pick(core_mnist, text, offset)
+    write_digits(page, [sure, _gapped(digit, frac, centre)], 200, 200, 60)
+    assert core_reader.read(page).text == text
+    own_height_only = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(union_line_gap=0)))
+    assert own_height_only.read(page).text == text[0]
+
+
 @pytest.mark.parametrize("text,offset,axis", [("30", 2, "v"), ("74", 1, "v"), ("50", 5, "h")])
 def test_a_lone_digit_broken_in_two_is_read_whole_when_its_union_is_very_sure(core_reader, core_mnist, text,
                                                                              offset, axis):

@@ -78,6 +78,8 @@ class DetectConfig:
     # other_hand's boxes (fonts seed 8, training digits seed 7): 79 -> 84, 81 -> 86 of 100; dev scenes seeds 7-10
     # read the same
     min_height_px: int = 8  # smaller specks are noise at any distance
+    doubtful: tuple[str, ...] = ("edge",)  # regions not_writing rejects for these reasons are kept aside as doubtful:
+    # the reader reads them only beside a digit of their height (see ClassifyConfig.doubtful_min_confidence)
     min_area_px: int = 20
     max_height_frac: float = 0.9  # a region as tall as the frame is a page edge or a shadow
     max_aspect: float = 8.0  # width / height beyond this is a line, not a digit or a number
@@ -739,10 +741,12 @@ def _members(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
 
 
 def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity: str,
-               grey: np.ndarray | None = None, bg: np.ndarray | None = None, unions: bool = False) -> list[Candidate]:
+               grey: np.ndarray | None = None, bg: np.ndarray | None = None, unions: bool = False,
+               doubtful: list | None = None) -> list[Candidate]:
     """Connected ink regions holding some strong ink, merged and filtered, each with its own mask
     (neighbours' ink excluded). With `unions`, pieces merged only by the typical height (DetectConfig.typical_unions)
-    come back alone and as a union naming them in `parts`."""
+    come back alone and as a union naming them in `parts`. `doubtful`, when given, gets the regions not_writing
+    rejected for a reason in DetectConfig.doubtful, as candidates."""
     h, w = mask.shape
     n, labels, stats, _ = _label(mask)
     if n <= 1:
@@ -817,6 +821,8 @@ def components(mask: np.ndarray, strong: np.ndarray, cfg: DetectConfig, polarity
             if too_thick(crop, cfg):
                 return None
         elif why is not None:
+            if why in cfg.doubtful and doubtful is not None and k not in union_of_groups:
+                doubtful.append(Candidate((x0, y0, bw, bh), crop, polarity))
             return None
         parts = tuple(tuple(int(v) for v in boxes[j, :4]) for j in union_of_groups.get(k, ()))
         boxed = boxed or bool(boxed_pieces & set(groups[k]))
@@ -1115,6 +1121,14 @@ def find_candidates(image: np.ndarray, cfg: DetectConfig = DetectConfig()) -> tu
 def candidates_and_grey(image: np.ndarray, cfg: DetectConfig = DetectConfig()
                         ) -> tuple[list[Candidate], float, np.ndarray]:
     """find_candidates, and the grey image at the processing scale it worked at (the candidates' pixels)."""
+    return candidates_grey_doubtful(image, cfg)[:3]
+
+
+def candidates_grey_doubtful(image: np.ndarray, cfg: DetectConfig = DetectConfig()
+                             ) -> tuple[list[Candidate], float, np.ndarray, list[Candidate]]:
+    """candidates_and_grey, and the doubtful regions: those not_writing rejected for a reason in
+    DetectConfig.doubtful (a digit in a steep gradient of light looks like the edge of a shadow; the reader reads
+    them only beside a digit). They are no candidates, and take no part in any other test."""
     grey = to_grey(image)
     h, w = grey.shape
     scale = min(1.0, cfg.max_side / max(h, w))
@@ -1124,6 +1138,7 @@ def candidates_and_grey(image: np.ndarray, cfg: DetectConfig = DetectConfig()
     if polarities is None:
         raise ValueError(f"polarity must be 'dark', 'light' or 'both', got {cfg.polarity!r}")
     candidates: list[Candidate] = []
+    doubtful: list[Candidate] = []
     strongs: dict[str, np.ndarray] = {}
     bg = background(grey, cfg)
     view = None  # the coarse view (coarse_view), made once when needed
@@ -1145,15 +1160,17 @@ def candidates_and_grey(image: np.ndarray, cfg: DetectConfig = DetectConfig()
             continue
         strongs[polarity] = strong
         cleaned = remove_lines(weak, cfg)
-        found = components(cleaned, strong, cfg, polarity, grey, bg, cfg.typical_unions)
+        edges: list[Candidate] | None = [] if cfg.doubtful else None
+        found = components(cleaned, strong, cfg, polarity, grey, bg, cfg.typical_unions, edges)
         taken = cv2.subtract(weak, cleaned) if found else None  # what remove_lines took
         lines_taken = bool(found) and cv2.countNonZero(taken) > 0  # (stripping sides only adds to what it took)
         if cfg.box_side_runs and lines_taken:
             stripped = strip_box_sides(cleaned, taken, found, cfg)
             if stripped is not None:
                 cleaned, sides = stripped
+                edges = [] if cfg.doubtful else None
                 found = [replace(c, boxed=True) if in_cell(c.box, sides) else c
-                         for c in components(cleaned, strong, cfg, polarity, grey, bg, cfg.typical_unions)]
+                         for c in components(cleaned, strong, cfg, polarity, grey, bg, cfg.typical_unions, edges)]
                 taken = cv2.subtract(weak, cleaned)
         if cfg.line_piece_reach:
             found = [c for c in found if not continues_as_line(c, weak, cfg)]
@@ -1164,9 +1181,10 @@ def candidates_and_grey(image: np.ndarray, cfg: DetectConfig = DetectConfig()
             lines = cv2.dilate(taken, np.ones((3, 3), np.uint8))
             found += piece_unions(found, cv2.bitwise_and(faint, cv2.subtract(1, lines)), cfg)
         candidates.extend(found)
+        doubtful += edges or []
     if cfg.coarse_min_height_frac and strongs:
         candidates += coarse_candidates(grey, candidates, strongs, cfg, view)
-    return _resolve_polarity(candidates, grey.shape, cfg), scale, grey
+    return _resolve_polarity(candidates, grey.shape, cfg), scale, grey, doubtful
 
 
 def _light_writing_possible(weak: np.ndarray, strong: np.ndarray, bg: np.ndarray, cfg: DetectConfig) -> bool:

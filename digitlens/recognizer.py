@@ -1179,11 +1179,13 @@ class Recognizer:
         return out
 
     def _weak_unions(self, weak: list[detect.Candidate], sure: list[tuple[int, int, int, int]]) -> list[detect.Candidate]:
-        """Pairs of candidates that are no sure digit, close together, whose union is shaped like a digit and stands
-        in a number beside a sure one: the pieces of a digit broken where no faint ink joins them. Each union is
+        """Pairs of candidates that are no sure digit, close together (ClassifyConfig.union_gap, union_line_gap),
+        whose union is shaped like a digit and stands in a number beside a sure one: the pieces of a digit broken
+        where no faint ink joins them. Each union is
         offered as a candidate of its own (its `parts` are the pieces: detect.piece_unions' bookkeeping)."""
         cc, dc = self.config.classify, self.config.detect
         out: list[detect.Candidate] = []
+        tallest = max((b[3] for b in sure), default=0)
         for a in range(len(weak)):
             for b in range(a + 1, len(weak)):
                 p, q = weak[a], weak[b]
@@ -1191,7 +1193,7 @@ class Recognizer:
                     continue
                 ph, qh = p.box[3], q.box[3]
                 gap = _box_gap(p.box, q.box)
-                if gap > max(cc.union_gap, cc.union_line_gap) * max(ph, qh, *(b[3] for b in sure)):
+                if gap > max(cc.union_gap, cc.union_line_gap) * max(ph, qh, tallest):
                     continue  # (a quick bound: no gap of either kind below can be wider)
                 box = _union([p.box, q.box])
                 _, _, w, h = box

@@ -55,3 +55,39 @@ def test_a_run_reports_what_a_variant_changes(tmp_path, capsys):
     assert changed[(292, "off")] == ("7", "1")
     assert not any(name in ("same", "model") for _, name in changed)
     assert "off 9/single #292" in capsys.readouterr().out
+
+
+def test_dev_misses_lists_the_scenes_read_wrong_with_why(tmp_path, capsys):
+    """benchmarks/dev_misses.py on six dev scenes (seed 7, single digits 294-299, some read wrong when this was
+    written): each scene read wrong is listed once, with its truth, its reading, the causes of its lost digits
+    (which add up to the totals) and a picture; the exact rate counts the rest. The benchmarks' seed is refused."""
+    pytest.importorskip("scenes")
+    from digitlens.data import DataError, load_mnist
+    try:
+        load_mnist(mirrors=False)
+    except DataError as e:
+        pytest.skip(f"MNIST not cached: {e}")
+    import dev_misses
+
+    out = tmp_path / "misses.json"
+    assert dev_misses.main(["--kind", "single", "--seed", "7", "--start", "294", "--n", "6",
+                            "--show", str(tmp_path / "show"), "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    wrong = result["wrong"]
+    assert result["scenes"] == 6 and round(result["exact"] * 6) == 6 - len(wrong)
+    assert len({row["index"] for row in wrong}) == len(wrong) and all(294 <= row["index"] < 300 for row in wrong)
+    assert all(row["read"] != row["truth"] and row["failures"] for row in wrong)
+    totals: dict[str, int] = {}
+    for row in wrong:
+        assert sum(row["missed"].values()) <= len(row["heights"]) == 1
+        for cause, count in row["missed"].items():
+            totals[cause] = totals.get(cause, 0) + count
+    assert totals == result["missed_digit_causes"]
+    assert all(Path(row["picture"]).stat().st_size > 0 for row in wrong)
+    printed = capsys.readouterr().out
+    assert all(f"#{row['index']} " in printed for row in wrong)
+    assert f"{100 * result['exact']:.1f}% of 6 read exactly" in printed
+    with pytest.raises(ValueError, match="2026"):
+        dev_misses.misses("single", 2026, 0, 1)
+    with pytest.raises(SystemExit):
+        dev_misses.main(["--seed", "2026", "--n", "1"])

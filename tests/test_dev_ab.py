@@ -13,6 +13,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import dev_ab  # noqa: E402
 
 
+def _need_dev_data() -> None:
+    """Skip unless benchmarks/scenes.py and the cached MNIST (its training digits make the dev scenes) are here."""
+    pytest.importorskip("scenes")
+    from digitlens.data import DataError, load_mnist
+    try:
+        load_mnist(mirrors=False)
+    except DataError as e:
+        pytest.skip(f"MNIST not cached: {e}")
+
+
 def test_variants_name_real_settings():
     name, overrides = dev_ab.parse_variant('tall={"classify.sure_union_piece_height": 1.0, "rotate_min_deg": 0}')
     assert (name, overrides) == ("tall", {"classify.sure_union_piece_height": 1.0, "rotate_min_deg": 0})
@@ -33,12 +43,7 @@ def test_the_benchmarks_seed_is_not_development_data():
 
 
 def test_a_run_reports_what_a_variant_changes(tmp_path, capsys):
-    pytest.importorskip("scenes")
-    from digitlens.data import DataError, load_mnist
-    try:
-        load_mnist(mirrors=False)
-    except DataError as e:
-        pytest.skip(f"MNIST not cached: {e}")
+    _need_dev_data()
     from digitlens.recognizer import shipped_model_path
 
     out = tmp_path / "ab.json"
@@ -61,12 +66,7 @@ def test_dev_misses_lists_the_scenes_read_wrong_with_why(tmp_path, capsys):
     """benchmarks/dev_misses.py on six dev scenes (seed 7, single digits 294-299, some read wrong when this was
     written): each scene read wrong is listed once, with its truth, its reading, the causes of its lost digits
     (which add up to the totals) and a picture; the exact rate counts the rest. The benchmarks' seed is refused."""
-    pytest.importorskip("scenes")
-    from digitlens.data import DataError, load_mnist
-    try:
-        load_mnist(mirrors=False)
-    except DataError as e:
-        pytest.skip(f"MNIST not cached: {e}")
+    _need_dev_data()
     import dev_misses
 
     out = tmp_path / "misses.json"

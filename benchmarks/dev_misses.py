@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from dev_ab import BENCHMARK_SEED  # noqa: E402
 
-BLUE, RED, GREEN = (255, 0, 0), (0, 0, 255), (0, 170, 0)
+BLUE, RED = (255, 0, 0), (0, 0, 255)  # the truth is drawn green by scenes.draw_truth
 
 
 def picture(image: np.ndarray, truth: dict, reading, regions, side: int = 480) -> np.ndarray:
@@ -38,7 +38,9 @@ def picture(image: np.ndarray, truth: dict, reading, regions, side: int = 480) -
     are none) and scaled so its long side is `side` px."""
     import cv2
 
-    out = image.copy() if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+    from scenes import draw_truth
+
+    out = draw_truth(image if image.ndim == 3 else cv2.cvtColor(image, cv2.COLOR_GRAY2BGR), truth, caption=False)
     for box, p in regions:
         x, y, w, h = (int(v) for v in box)
         cv2.rectangle(out, (x, y), (x + w, y + h), BLUE, 1)
@@ -49,9 +51,6 @@ def picture(image: np.ndarray, truth: dict, reading, regions, side: int = 480) -
         cv2.rectangle(out, (x, y), (x + w, y + h), RED, 2)
         cv2.putText(out, f"{d.digit} {d.confidence:.2f}", (x, max(10, y - 4)), cv2.FONT_HERSHEY_SIMPLEX, 0.6, RED, 2,
                     cv2.LINE_AA)
-    for t in truth["digits"]:
-        x, y, w, h = t["box"]
-        cv2.rectangle(out, (x - 3, y - 3), (x + w + 3, y + h + 3), GREEN, 1)
     shown = [t["box"] for t in truth["digits"]] + [d.box for d in reading.digits]
     if shown:
         boxes = np.array(shown)

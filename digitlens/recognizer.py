@@ -1181,8 +1181,8 @@ class Recognizer:
     def _weak_unions(self, weak: list[detect.Candidate], sure: list[tuple[int, int, int, int]]) -> list[detect.Candidate]:
         """Pairs of candidates that are no sure digit, close together (ClassifyConfig.union_gap, union_line_gap),
         whose union is shaped like a digit and stands in a number beside a sure one: the pieces of a digit broken
-        where no faint ink joins them. Each union is
-        offered as a candidate of its own (its `parts` are the pieces: detect.piece_unions' bookkeeping)."""
+        where no faint ink joins them. Each union is offered as a candidate of its own (its `parts` are the
+        pieces: detect.piece_unions' bookkeeping)."""
         cc, dc = self.config.classify, self.config.detect
         out: list[detect.Candidate] = []
         tallest = max((b[3] for b in sure), default=0)
@@ -1199,14 +1199,13 @@ class Recognizer:
                 _, _, w, h = box
                 if w > dc.union_max_aspect * h or (h > 1.5 * max(ph, qh) and min(ph, qh) > 0.8 * max(ph, qh)):
                     continue  # too wide for one digit, or two pieces of about the same height stacked: two lines
+                close = gap <= cc.union_gap * max(ph, qh)
                 if sure:
                     beside = side_by_side([box] + list(sure), 0.7, self.config.group.number_gap)[0, 1:]
                     if not beside.any():
                         continue  # (with no sure digit on the page, a lone union: see ClassifyConfig.lone_unions)
-                    line_h = max(sure[j][3] for j in np.flatnonzero(beside))
-                    if gap > cc.union_gap * max(ph, qh) and gap > cc.union_line_gap * line_h:
-                        continue
-                elif gap > cc.union_gap * max(ph, qh):
+                    close = close or gap <= cc.union_line_gap * max(sure[j][3] for j in np.flatnonzero(beside))
+                if not close:
                     continue
                 out.append(detect.union_of([p, q]))
                 if len(out) >= cc.max_second_unions:

@@ -57,3 +57,36 @@ def test_harvest_trains_on_the_readers_own_crops(core_reader, core_mnist, monkey
         assert set(labels) <= set(range(11))
         labelled_truth += truth["digits"][0]["digit"] in labels
     assert labelled_truth >= 3  # the written digit is found and labelled in (nearly) every scene
+
+
+def test_fragments_are_labelled_not_a_digit_only_when_asked():
+    truth = [{"digit": 5, "box": [100, 100, 30, 50]}]
+    bar = (104, 100, 24, 10)  # the detached bar of the 5: inside its box, a sixth of its area
+    assert finetune.label_crop(bar, truth, finetune.HarvestConfig()) is None
+    assert finetune.label_crop(bar, truth, finetune.HarvestConfig(piece_max_area=0.4)) == 10
+    half = (100, 100, 30, 22)  # 44% of the digit: over the share, still left out
+    assert finetune.label_crop(half, truth, finetune.HarvestConfig(piece_max_area=0.4)) is None
+    across = (90, 100, 24, 10)  # reaching out of the digit's box: not a fragment of it
+    assert finetune.label_crop(across, truth, finetune.HarvestConfig(piece_max_area=0.4)) is None
+
+
+def test_a_model_file_becomes_a_torch_network_that_computes_the_same(core_mnist):
+    """--from-model: the shipped ONNX file (BatchNorms folded into its convolutions) loaded back into the lens
+    network with pass-through BatchNorms gives the file's own logits, and refuses a file whose hash is wrong."""
+    import torch
+
+    from digitlens import modelfile
+    from digitlens import train as T
+
+    root = Path(__file__).resolve().parents[1] / "digitlens" / "models"
+    card = json.loads((root / "lens.json").read_text())
+    model, tcfg, loaded = finetune.net_from_model(root / card["model"], card["sha256"])
+    x = core_mnist.x_test[:300]
+    ours = T.predict_logits(model, x, torch.device("cpu")).numpy()
+    assert np.abs(ours - loaded.logits(x)).max() < 1e-4
+    assert tcfg.arch == "lens" and tcfg.holdout == card["config"]["holdout"]
+    model.train()
+    finetune.freeze_bn(model)
+    assert all(not m.training for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    with pytest.raises(modelfile.ModelError, match="SHA-256"):
+        finetune.net_from_model(root / card["model"], "0" * 64)

@@ -940,6 +940,44 @@ def _true_runs(flags: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(np.flatnonzero(d == 1).tolist(), np.flatnonzero(d == -1).tolist()))
 
 
+def strip_edge_lines(mask: np.ndarray, cover: float = 0.85, edge: float = 0.25, thick: float = 0.12,
+                     shorter: float = 0.9) -> np.ndarray | None:
+    """`mask` (uint8, ink > 0) without the straight lines along its edges, or None where it has none: what is left
+    of a form's box or a ruled line, joined to the digit it touches or caught in its cell. A line: a band of
+    columns (rows) within `edge` of the mask's left or right side (top or bottom), at most `thick` of the other
+    side and 2 px wide, each inked over `cover` of the mask's height (width), and longer than the writing: the ink
+    left without it spans at most `shorter` of that height (width), so a digit's own stroke at its edge (a 1's, a
+    4's upright, a 7's bar, each as long as the digit) is no line."""
+    ink = (mask > 0).view(np.uint8) if mask.dtype == np.uint8 else (mask > 0).astype(np.uint8)
+    out = None
+    for axis in (0, 1):  # 0: upright lines (columns inked down the mask), 1: level ones (rows)
+        cur = ink if out is None else out
+        length = cur.shape[axis]
+        across = cur.shape[1 - axis]
+        if length < 8 or across < 4:
+            continue
+        full = cur.sum(axis=axis) >= cover * length
+        band = []
+        for a, b in _true_runs(full):
+            if b - a <= max(2, int(thick * length)) and (a <= edge * across or b >= (1 - edge) * across):
+                band.append((a, b))
+        if not band:
+            continue
+        rest = cur.copy()
+        for a, b in band:
+            a, b = max(0, a - 1), min(across, b + 1)  # the line's blurred rim with it
+            if axis == 0:
+                rest[:, a:b] = 0
+            else:
+                rest[a:b, :] = 0
+        left = rest.any(axis=1 - axis)  # along the line's length: where ink is left
+        on = np.flatnonzero(left)
+        if not len(on) or on[-1] + 1 - on[0] > shorter * length:
+            continue
+        out = rest
+    return None if out is None else out * (mask.max() if mask.dtype == np.uint8 and mask.max() else 1)
+
+
 def strip_box_sides(cleaned: np.ndarray, taken: np.ndarray, found: Sequence[Candidate], cfg: DetectConfig,
                     reach: int = 3) -> tuple[np.ndarray, list[tuple[int, int, int, int]]] | None:
     """`cleaned` (remove_lines' output; `taken`, what it took) without the sides of boxes whose tops and bottoms

@@ -567,21 +567,43 @@ def test_letters_cut_into_strokes_are_not_ones_and_sevens(core_reader, core_mnis
     assert core_reader.read(page).text == "17"
 
 
-@pytest.mark.parametrize("parts,kept", [((1, 7), False), ((1, 1), False), ((1, 4), True), ((3, 7), True)])
-def test_a_split_into_only_ones_and_sevens_is_a_letter(core_reader, parts, kept):
-    """The rule on its own: a wide candidate that is no digit as a whole, split into two sure digits."""
+@pytest.mark.parametrize("parts,width,kept", [((1, 7), 60, False), ((7, 7), 60, False), ((1, 1), 80, False),
+                                              ((1, 7), 80, True), ((7, 7), 80, True), ((1, 4), 60, True),
+                                              ((3, 7), 60, True)])
+def test_a_split_into_only_ones_and_sevens_is_a_letter(core_reader, parts, width, kept):
+    """The rule on its own: a wide candidate that is no digit as a whole, split into two sure digits. Into 1s and
+    7s it is a letter's strokes (n, h, u), unless it is wider than such letters (letter_pair_aspect 1.3: 80 x 50)
+    and not two 1s."""
     from digitlens.recognizer import _Hypothesis
 
     probs = np.full((3, 11), 0.001, np.float32)
     probs[0, 10] = 0.99  # the whole: not a digit
     probs[1, parts[0]] = probs[2, parts[1]] = 0.99
-    options = [[_Hypothesis([0], [(100, 100, 80, 50)]),
-                _Hypothesis([1, 2], [(100, 100, 38, 50), (142, 100, 38, 50)])]]
-    cand = detect.Candidate((100, 100, 80, 50), np.ones((50, 80), np.uint8), "dark")
+    half = width // 2 - 2
+    options = [[_Hypothesis([0], [(100, 100, width, 50)]),
+                _Hypothesis([1, 2], [(100, 100, half, 50), (100 + width - half, 100, half, 50)])]]
+    cand = detect.Candidate((100, 100, width, 50), np.ones((50, width), np.uint8), "dark")
     digits = core_reader._decide(options, probs, 1.0, 640, 480, [cand])
     assert [d.digit for d in digits] == (list(parts) if kept else [])
     lenient = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(letter_strokes=())))
     assert [d.digit for d in lenient._decide(options, probs, 1.0, 640, 480, [cand])] == list(parts)
+    strict = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(letter_pair_aspect=0.0)))
+    refused = strict._decide(options, probs, 1.0, 640, 480, [cand]) == []
+    assert refused == (set(parts) <= {1, 7})  # without the exception: any 1s and 7s are a letter's
+
+
+@pytest.mark.parametrize("index,text", [(55, "71"), (96, "77")])
+def test_a_one_and_a_seven_written_touching_are_read(core_reader, index, text):
+    """other_hand's touching numbers in fonts (dev seed 8): "71" and "77" written overlapping, each cut in two
+    sure parts of 1s and 7s, were taken for a letter's strokes; wider than such a letter, they are read."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import other_hand
+
+    shot = other_hand.write(other_hand.image_rng(8, "touching", index), "touching", None)
+    assert shot.text == text
+    assert core_reader.read(shot.image).text == text
+    strict = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(letter_pair_aspect=0.0)))
+    assert strict.read(shot.image).text == ""
 
 
 @pytest.mark.parametrize("thickness,tilt", [(10, 6), (16, 0), (16, 20)])
@@ -1975,3 +1997,52 @@ def test_a_digit_taken_for_an_edge_is_read_beside_a_sure_one(core_reader, core_m
     assert doubtful and not any(detect.box_iou(c.box, d.box) > 0.5 for c in cands for d in doubtful)
     dropped = Recognizer(core_reader.model, ReaderConfig(detect=detect.DetectConfig(doubtful=())))
     assert dropped.read(img).text != " ".join(truth["numbers"])
+
+
+def _glyph(text: str, size: int = 60, thick: int = 6) -> np.ndarray:
+    """A 0/1 mask of `text` drawn in a Hershey font, cropped to its ink, with a margin of 4 px."""
+    canvas = np.zeros((size * 2, size * 2), np.uint8)
+    cv2.putText(canvas, text, (size // 4, int(size * 1.5)), cv2.FONT_HERSHEY_SIMPLEX, size / 22, 1, thick)
+    ys, xs = np.nonzero(canvas)
+    return np.pad(canvas[ys.min():ys.max() + 1, xs.min():xs.max() + 1], 4)
+
+
+def test_strip_edge_lines_takes_a_box_side_and_leaves_a_digits_own_strokes():
+    """detect.strip_edge_lines: a form's side the digit touches, longer than the writing, goes (at either side, or
+    top and bottom); a digit's own upright or bar, as long as the digit, stays; a mask with no line gives None."""
+    five = _glyph("5")
+    h, w = five.shape
+    sided = np.zeros((h + 24, w + 6), np.uint8)
+    sided[12:12 + h, 6:] = five
+    sided[:, 2:6] = 1  # a side 4 px wide, longer than the 5 at both ends, touching it
+    out = detect.strip_edge_lines(sided)
+    assert out is not None and not out[:, :6].any()
+    assert np.array_equal(out[12:12 + h, 7:], five[:, 1:])  # the 5 itself untouched (the side's rim column aside)
+    right = detect.strip_edge_lines(sided[:, ::-1])
+    assert right is not None and not right[:, -6:].any()
+    below = np.zeros((h + 6, w + 20), np.uint8)
+    below[:h, 10:10 + w] = five
+    below[h + 2:h + 5, :] = 1  # a cell's bottom line, apart from the digit, wider than it
+    out = detect.strip_edge_lines(below)
+    assert out is not None and not out[h + 1:].any() and np.array_equal(out[:h, 10:10 + w], five)
+    for text in ("1", "7", "5", "0", "8"):
+        assert detect.strip_edge_lines(_glyph(text)) is None, text
+    assert detect.strip_edge_lines(np.zeros((40, 30), np.uint8)) is None
+    assert detect.strip_edge_lines(np.ones((5, 5), np.uint8)) is None  # too small to hold a line
+
+
+@pytest.mark.parametrize("index,text", [(55, "5663"), (62, "9063")])
+def test_digits_touching_a_forms_box_are_read_without_its_side(core_reader, core_mnist, index, text):
+    """other_hand's forms of training digits (dev seed 7): the 5 and a 6 of "5663" each touch a side of their
+    box, which joins them, and each cell of "9063" holds the rest of its box's lines; the digits read as no digit
+    and then, as many as the sure ones, as the letters of a word: nothing was read. Beside a sure digit they are
+    read again without the straight lines along their edges (ClassifyConfig.edge_line_rereads)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import other_hand
+
+    pool = [core_mnist.x_train[core_mnist.y_train == d] for d in range(10)]
+    shot = other_hand.write(other_hand.image_rng(7, "boxes", index), "boxes", pool)
+    assert shot.text == text
+    assert core_reader.read(shot.image).text == text
+    off = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(edge_line_rereads=False)))
+    assert off.read(shot.image).text == ""

@@ -596,14 +596,9 @@ def test_a_split_into_only_ones_and_sevens_is_a_letter(core_reader, parts, width
 def test_a_one_and_a_seven_written_touching_are_read(core_reader, index, text):
     """other_hand's touching numbers in fonts (dev seed 8): "71" and "77" written overlapping, each cut in two
     sure parts of 1s and 7s, were taken for a letter's strokes; wider than such a letter, they are read."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import other_hand
-
-    shot = other_hand.write(other_hand.image_rng(8, "touching", index), "touching", None)
+    shot = _hand_shot("touching", 8, index)
     assert shot.text == text
-    assert core_reader.read(shot.image).text == text
-    strict = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(letter_pair_aspect=0.0)))
-    assert strict.read(shot.image).text == ""
+    _read_only_with(core_reader, shot.image, text, letter_pair_aspect=0.0)
 
 
 @pytest.mark.parametrize("thickness,tilt", [(10, 6), (16, 0), (16, 20)])
@@ -1491,10 +1486,7 @@ def test_the_dots_of_a_colon_beside_a_digit_still_part_the_numbers(core_reader, 
     """other_hand's 'marks' (printed fonts, dev seed 8): a time hh:mm. A colon's dot is a piece beside a sure digit,
     and digit and dot read as that digit again: sure_unions takes a union only when it reads as another digit, so
     the dots stay marks and part the numbers (taking any sure union read each of these as one number)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import other_hand
-
-    shot = other_hand.write(other_hand.image_rng(8, "marks", index), "marks", None)
+    shot = _hand_shot("marks", 8, index)
     assert shot.text == text
     assert core_reader.read(shot.image).text == text
 
@@ -1504,15 +1496,9 @@ def test_two_digits_written_touching_alone_on_a_page_are_cut_apart(core_reader, 
     """other_hand's 'touching' (MNIST training digits, dev seeds 9 and 7): a lone pair of digits written together
     is under 1.15 x as wide as tall, and whole it reads as no digit. ClassifyConfig.lone_pairs cuts it in two;
     without it the page reads nothing."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import other_hand
-
-    pool = [core_mnist.x_train[core_mnist.y_train == d] for d in range(10)]
-    shot = other_hand.write(other_hand.image_rng(seed, "touching", index), "touching", pool)
+    shot = _hand_shot("touching", seed, index, core_mnist)
     assert shot.text == text
-    assert core_reader.read(shot.image).text == text
-    off = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(lone_pairs=False)))
-    assert off.read(shot.image).text == ""
+    _read_only_with(core_reader, shot.image, text, lone_pairs=False)
 
 
 def test_run_cut_points_are_the_thin_columns_between_blobs():
@@ -1543,20 +1529,30 @@ def test_best_cutting_takes_the_surest_way_that_covers_the_run():
     assert best_cutting(4, {(0, 1): 0.0, (2, 3): 0.0}) is None  # nothing covers 1-2
 
 
+def _hand_shot(category: str, seed: int, index: int, mnist=None):
+    """One photo of other_hand's compositor (dev seeds only): MNIST training digits from `mnist`, or fonts."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import other_hand
+
+    pool = None if mnist is None else [mnist.x_train[mnist.y_train == d] for d in range(10)]
+    return other_hand.write(other_hand.image_rng(seed, category, index), category, pool)
+
+
+def _read_only_with(reader, image: np.ndarray, text: str, **without) -> None:
+    """`image` reads as `text`, and as nothing with the ClassifyConfig settings `without`."""
+    assert reader.read(image).text == text
+    off = Recognizer(reader.model, ReaderConfig(classify=ClassifyConfig(**without)))
+    assert off.read(image).text == ""
+
+
 @pytest.mark.parametrize("index,text", [(3, "6326"), (11, "2460"), (14, "4943")])
 def test_a_run_of_touching_digits_is_cut_by_the_search_over_its_cut_points(core_reader, core_mnist, index, text):
     """other_hand's 'touching' (MNIST training digits, dev seed 7): three or four digits written touching, alone on
     the page. The first look's equal cuts part them wrongly; ClassifyConfig.run_search reads every piece between
     two thin columns and keeps the surest way to cut the run into digits. Without it the page reads nothing."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import other_hand
-
-    pool = [core_mnist.x_train[core_mnist.y_train == d] for d in range(10)]
-    shot = other_hand.write(other_hand.image_rng(7, "touching", index), "touching", pool)
+    shot = _hand_shot("touching", 7, index, core_mnist)
     assert shot.text == text
-    assert core_reader.read(shot.image).text == text
-    off = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(run_search=False)))
-    assert off.read(shot.image).text == ""
+    _read_only_with(core_reader, shot.image, text, run_search=False)
 
 
 def test_letters_touching_in_a_word_are_not_cut_into_digits(core_reader, core_mnist):
@@ -2037,12 +2033,6 @@ def test_digits_touching_a_forms_box_are_read_without_its_side(core_reader, core
     box, which joins them, and each cell of "9063" holds the rest of its box's lines; the digits read as no digit
     and then, as many as the sure ones, as the letters of a word: nothing was read. Beside a sure digit they are
     read again without the straight lines along their edges (ClassifyConfig.edge_line_rereads)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import other_hand
-
-    pool = [core_mnist.x_train[core_mnist.y_train == d] for d in range(10)]
-    shot = other_hand.write(other_hand.image_rng(7, "boxes", index), "boxes", pool)
+    shot = _hand_shot("boxes", 7, index, core_mnist)
     assert shot.text == text
-    assert core_reader.read(shot.image).text == text
-    off = Recognizer(core_reader.model, ReaderConfig(classify=ClassifyConfig(edge_line_rereads=False)))
-    assert off.read(shot.image).text == ""
+    _read_only_with(core_reader, shot.image, text, edge_line_rereads=False)

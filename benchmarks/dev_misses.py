@@ -12,6 +12,12 @@ truth in green.
     python benchmarks/dev_misses.py --kind numbers --seed 8                 # 300 scenes, a list of the misses
     python benchmarks/dev_misses.py --kind single --seed 7 --show /tmp/miss --out /tmp/miss.json
     python benchmarks/dev_misses.py --kind numbers --seed 8 --start 16 --n 1 --show /tmp/one
+
+--source other-hand lists the photos of other_hand.py's compositor (--category, --hand-digits train|font) read
+wrong instead: their truth is the number and its writing's box (green where nothing was read), not each digit's,
+so they name no causes.
+
+    python benchmarks/dev_misses.py --source other-hand --category boxes --seed 7 --n 100 --show /tmp/boxes
 """
 from __future__ import annotations
 
@@ -108,9 +114,61 @@ def misses(kind: str, seed: int, start: int, n: int, shrink: float = 1.0, show: 
             "exact": exact / n if n else None, "missed_digit_causes": causes, "wrong": rows}
 
 
+def hand_misses(category: str, seed: int, start: int, n: int, hand_digits: str = "train", show: Path | None = None,
+                progress: bool = True) -> dict[str, Any]:
+    """As `misses`, for other_hand's compositor (photos of one number in `category`, MNIST *training* digits or
+    fonts): its truth is the number and the box of its writing, not each digit's, so a row names no causes."""
+    if seed == BENCHMARK_SEED:
+        raise ValueError(f"seed {BENCHMARK_SEED} is the benchmarks' own: choose a development seed")
+    import cv2
+    from tqdm import tqdm
+
+    import other_hand
+    import read as rb
+    from digitlens import Recognizer
+    from digitlens.recognizer import ReaderConfig
+
+    reader = Recognizer.load(config=ReaderConfig(intra_op_threads=1))
+    pool = None
+    if hand_digits == "train":
+        from digitlens.data import load_mnist
+
+        mnist = load_mnist(mirrors=False)
+        pool = [mnist.x_train[mnist.y_train == d] for d in range(10)]
+    if show is not None:
+        show.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    for index in tqdm(range(start, start + n), desc=f"{category} seed {seed}", unit="photo", disable=not progress):
+        shot = other_hand.write(other_hand.image_rng(seed, category, index), category, pool)
+        reading = reader.read(shot.image)
+        if reading.text == shot.text:
+            continue
+        h, w = shot.image.shape[:2]
+        row = {"index": index, "size": [w, h], "truth": shot.text, "read": reading.text, "box": list(shot.box)}
+        if show is not None:
+            truth = {"digits": [], "numbers": [], "size": [w, h]}
+            out = picture(shot.image, truth, reading, rb.first_look_regions(reader, shot.image))
+            x, y, bw, bh = shot.box
+            f = out.shape[1] / w  # picture() crops round the digits read; with none it scales the whole photo
+            if not reading.digits:
+                cv2.rectangle(out, (int(x * f), int(y * f)), (int((x + bw) * f), int((y + bh) * f)), (0, 160, 0), 1)
+            cv2.putText(out, shot.text, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 160, 0), 1, cv2.LINE_AA)
+            path = show / f"{category}-{hand_digits}-{seed}-{index}.png"
+            cv2.imwrite(str(path), out)
+            row["picture"] = str(path)
+        rows.append(row)
+    return {"source": "other-hand", "category": category, "hand_digits": hand_digits, "seed": seed, "start": start,
+            "photos": n, "exact": (n - len(rows)) / n if n else None, "wrong": rows}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kind", default="numbers", choices=("single", "numbers", "empty"))
+    ap.add_argument("--source", default="scenes", choices=("scenes", "other-hand"),
+                    help="scenes.py's photos (--kind) or other_hand.py's compositor (--category)")
+    ap.add_argument("--category", default="touching", help="other_hand's category (with --source other-hand)")
+    ap.add_argument("--hand-digits", default="train", choices=("train", "font"),
+                    help="other_hand's digits: MNIST training digits or fonts")
     ap.add_argument("--seed", type=int, default=7, help="scene seed (development data: never 2026)")
     ap.add_argument("--start", type=int, default=0, help="first scene index")
     ap.add_argument("--n", type=int, default=300, help="scenes to read (default 300)")
@@ -122,6 +180,20 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--seed {BENCHMARK_SEED} is the reading benchmarks' own seed: choose a development seed")
     if args.n < 1 or args.start < 0 or not 0 < args.shrink <= 4:
         ap.error("--n must be at least 1, --start at least 0, --shrink in (0, 4]")
+    if args.source == "other-hand":
+        from other_hand import CATEGORIES
+
+        if args.category not in CATEGORIES:
+            ap.error(f"--category must be one of {', '.join(CATEGORIES)}")
+        result = hand_misses(args.category, args.seed, args.start, args.n, args.hand_digits, args.show)
+        for row in result["wrong"]:
+            print(f"#{row['index']} truth {row['truth']!r} read {row['read']!r} writing at {row['box']}")
+        print(f"{args.category} ({args.hand_digits}) seed {args.seed}: {100 * result['exact']:.1f}% of "
+              f"{result['photos']} read exactly")
+        if args.out is not None:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(result, indent=1) + "\n")
+        return 0
     result = misses(args.kind, args.seed, args.start, args.n, args.shrink, args.show)
     for row in result["wrong"]:
         w, h = row["size"]

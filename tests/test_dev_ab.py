@@ -91,3 +91,26 @@ def test_dev_misses_lists_the_scenes_read_wrong_with_why(tmp_path, capsys):
         dev_misses.misses("single", 2026, 0, 1)
     with pytest.raises(SystemExit):
         dev_misses.main(["--seed", "2026", "--n", "1"])
+
+
+def test_dev_misses_lists_other_hand_photos_read_wrong(tmp_path, capsys):
+    """--source other-hand: fonts' forms (dev seed 8, boxes 65-74, five of them read wrong when this was written):
+    each photo read wrong is listed once with the number written and a picture, the exact rate counts the rest,
+    an unknown category is refused and the benchmarks' seed too."""
+    import dev_misses
+
+    out = tmp_path / "hand.json"
+    assert dev_misses.main(["--source", "other-hand", "--category", "boxes", "--hand-digits", "font", "--seed", "8",
+                            "--start", "65", "--n", "10", "--show", str(tmp_path / "show"), "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    wrong = result["wrong"]
+    assert result["photos"] == 10 and round(result["exact"] * 10) == 10 - len(wrong)
+    assert wrong and all(65 <= row["index"] < 75 and row["read"] != row["truth"] for row in wrong)
+    assert len({row["index"] for row in wrong}) == len(wrong)
+    assert all(Path(row["picture"]).stat().st_size > 0 for row in wrong)
+    printed = capsys.readouterr().out
+    assert all(f"#{row['index']} truth {row['truth']!r}" in printed for row in wrong)
+    with pytest.raises(SystemExit):
+        dev_misses.main(["--source", "other-hand", "--category", "nonsense", "--n", "1"])
+    with pytest.raises(ValueError, match="2026"):
+        dev_misses.hand_misses("boxes", 2026, 0, 1, "font")

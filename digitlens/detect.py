@@ -943,39 +943,45 @@ def _true_runs(flags: np.ndarray) -> list[tuple[int, int]]:
 def strip_edge_lines(mask: np.ndarray, cover: float = 0.85, edge: float = 0.25, thick: float = 0.12,
                      shorter: float = 0.9) -> np.ndarray | None:
     """`mask` (uint8, ink > 0) without the straight lines along its edges, or None where it has none: what is left
-    of a form's box or a ruled line, joined to the digit it touches or caught in its cell. A line: a band of
-    columns (rows) within `edge` of the mask's left or right side (top or bottom), at most `thick` of the other
-    side and 2 px wide, each inked over `cover` of the mask's height (width), and longer than the writing: the ink
-    left without it spans at most `shorter` of that height (width), so a digit's own stroke at its edge (a 1's, a
-    4's upright, a 7's bar, each as long as the digit) is no line."""
-    ink = (mask > 0).view(np.uint8) if mask.dtype == np.uint8 else (mask > 0).astype(np.uint8)
-    out = None
+    of a form's box or a ruled line, joined to the digit it touches or caught in its cell, up to the whole box
+    round it. A line: a band of columns (rows) within `edge` of the mask's left or right side (top or bottom), at
+    most `thick` of the other side and 2 px wide, each inked over `cover` of the mask's height (width), and longer
+    than the writing: the ink left without the lines spans at most `shorter` of that height (width), so a digit's
+    own stroke at its edge (a 1's, a 4's upright, a 7's bar, each as long as the digit) is no line. Upright and
+    level lines are judged together: a box's sides hold its top and bottom, which are no writing either."""
+    ink = (mask > 0).astype(np.uint8)
+    h, w = ink.shape
+    if min(h, w) < 8:
+        return None
+    bands: dict[int, list[tuple[int, int]]] = {}
     for axis in (0, 1):  # 0: upright lines (columns inked down the mask), 1: level ones (rows)
-        cur = ink if out is None else out
-        length = cur.shape[axis]
-        across = cur.shape[1 - axis]
-        if length < 8 or across < 4:
-            continue
-        full = cur.sum(axis=axis) >= cover * length
-        band = []
-        for a, b in _true_runs(full):
-            if b - a <= max(2, int(thick * length)) and (a <= edge * across or b >= (1 - edge) * across):
-                band.append((a, b))
-        if not band:
-            continue
-        rest = cur.copy()
-        for a, b in band:
-            a, b = max(0, a - 1), min(across, b + 1)  # the line's blurred rim with it
-            if axis == 0:
-                rest[:, a:b] = 0
-            else:
-                rest[a:b, :] = 0
-        left = rest.any(axis=1 - axis)  # along the line's length: where ink is left
-        on = np.flatnonzero(left)
-        if not len(on) or on[-1] + 1 - on[0] > shorter * length:
-            continue
-        out = rest
-    return None if out is None else out * (mask.max() if mask.dtype == np.uint8 and mask.max() else 1)
+        length, across = ink.shape[axis], ink.shape[1 - axis]
+        full = ink.sum(axis=axis) >= cover * length
+        bands[axis] = [(max(0, a - 1), min(across, b + 1)) for a, b in _true_runs(full)  # with the blurred rim
+                       if b - a <= max(2, int(thick * length)) and (a <= edge * across or b >= (1 - edge) * across)]
+
+    def without(axes) -> np.ndarray:
+        rest = ink.copy()
+        for axis in axes:
+            for a, b in bands[axis]:
+                if axis == 0:
+                    rest[:, a:b] = 0
+                else:
+                    rest[a:b, :] = 0
+        return rest
+
+    def shorter_than_lines(rest: np.ndarray, axis: int) -> bool:
+        on = np.flatnonzero(rest.any(axis=1 - axis))  # along the lines' length: where ink is left
+        return len(on) > 0 and on[-1] + 1 - on[0] <= shorter * ink.shape[axis]
+
+    axes = [axis for axis in (0, 1) if bands[axis]]
+    while axes:
+        rest = without(axes)
+        kept = [axis for axis in axes if shorter_than_lines(rest, axis)]
+        if kept == axes:
+            return rest * (mask.max() if mask.dtype == np.uint8 and mask.max() else 1)
+        axes = kept
+    return None
 
 
 def strip_box_sides(cleaned: np.ndarray, taken: np.ndarray, found: Sequence[Candidate], cfg: DetectConfig,

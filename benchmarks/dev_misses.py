@@ -186,21 +186,18 @@ def main(argv: list[str] | None = None) -> int:
         if args.category not in CATEGORIES:
             ap.error(f"--category must be one of {', '.join(CATEGORIES)}")
         result = hand_misses(args.category, args.seed, args.start, args.n, args.hand_digits, args.show)
-        for row in result["wrong"]:
-            print(f"#{row['index']} truth {row['truth']!r} read {row['read']!r} writing at {row['box']}")
-        print(f"{args.category} ({args.hand_digits}) seed {args.seed}: {100 * result['exact']:.1f}% of "
-              f"{result['photos']} read exactly")
-        if args.out is not None:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(result, indent=1) + "\n")
-        return 0
-    result = misses(args.kind, args.seed, args.start, args.n, args.shrink, args.show)
-    for row in result["wrong"]:
-        w, h = row["size"]
-        print(f"#{row['index']} {w}x{h} truth {row['truth']!r} read {row['read']!r} heights {row['heights']} "
-              f"missed {row['missed']} {', '.join(row['failures'])}")
-    print(f"{result['kind']} seed {result['seed']}: {100 * result['exact']:.1f}% of {result['scenes']} read exactly; "
-          f"digits lost: {result['missed_digit_causes']}")
+        lines = [f"#{row['index']} truth {row['truth']!r} read {row['read']!r} writing at {row['box']}"
+                 for row in result["wrong"]]
+        lines.append(f"{args.category} ({args.hand_digits}) seed {args.seed}: {100 * result['exact']:.1f}% of "
+                     f"{result['photos']} read exactly")
+    else:
+        result = misses(args.kind, args.seed, args.start, args.n, args.shrink, args.show)
+        lines = [f"#{row['index']} {row['size'][0]}x{row['size'][1]} truth {row['truth']!r} read {row['read']!r} "
+                 f"heights {row['heights']} missed {row['missed']} {', '.join(row['failures'])}"
+                 for row in result["wrong"]]
+        lines.append(f"{result['kind']} seed {result['seed']}: {100 * result['exact']:.1f}% of {result['scenes']} "
+                     f"read exactly; digits lost: {result['missed_digit_causes']}")
+    print("\n".join(lines))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1) + "\n")

@@ -956,13 +956,8 @@ class Recognizer:
         lone = not sure and cc.second_unions and cc.lone_unions
         if not weak or not (sure or (lone and len(weak) > 1) or cc.lone_rereads or cc.lone_pairs):
             return candidates, options, probs
-        link = side_by_side([candidates[i].box for i in sure + weak], 0.7, self.config.group.number_gap)
-        # a weak candidate holding lines along its edges (a form's box round its digit) stands where its digit does
-        # too: beside a sure digit as the one or the other
         bare = self._without_edge_lines(weak, sources) if cc.edge_line_rereads else {}
-        if bare:
-            link |= side_by_side([candidates[i].box for i in sure] + [bare[i][1] if i in bare else candidates[i].box
-                                                                       for i in weak], 0.7, self.config.group.number_gap)
+        link = self._side_by_side(candidates, sure + weak, bare)
         n_sure = len(sure)
         crops: list[np.ndarray] = []
         base = len(probs)
@@ -1026,10 +1021,7 @@ class Recognizer:
             now = [i for i in given if self._outcome(options[i], probs, sources[i][0])[0] in ("whole", "split")]
             rest = [i for i in weak if i not in looked and i not in now]
             if now and rest:
-                link = side_by_side([candidates[i].box for i in now + rest], 0.7, self.config.group.number_gap)
-                if bare:
-                    link |= side_by_side([bare[i][1] if i in bare else candidates[i].box for i in now + rest], 0.7,
-                                         self.config.group.number_gap)
+                link = self._side_by_side(candidates, now + rest, bare)
                 base, crops = len(probs), []
                 for k, i in enumerate(rest):
                     if link[len(now) + k, :len(now)].any():
@@ -1140,6 +1132,17 @@ class Recognizer:
                 crops.append(normalised[first + k_of[span]])
             options[i].append(_Hypothesis(rows, boxes, min_confidence=least))
 
+    def _side_by_side(self, candidates: Sequence[detect.Candidate], ids: list[int],
+                      bare: dict[int, tuple[np.ndarray, tuple[int, int, int, int]]]) -> np.ndarray:
+        """side_by_side of candidates `ids` in a number (the second look's test of "beside"). A candidate holding
+        lines along its edges (`bare`: a form's box round its digit) stands there as itself or as its ink without
+        the lines, which alone is of its neighbours' height."""
+        gap = self.config.group.number_gap
+        link = side_by_side([candidates[i].box for i in ids], 0.7, gap)
+        if any(i in bare for i in ids):
+            link |= side_by_side([bare[i][1] if i in bare else candidates[i].box for i in ids], 0.7, gap)
+        return link
+
     def _without_edge_lines(self, weak: list[int], sources: list[tuple[np.ndarray, tuple[int, int], int]]
                             ) -> dict[int, tuple[np.ndarray, tuple[int, int, int, int]]]:
         """Per weak candidate whose mask holds straight lines along its edges (detect.strip_edge_lines), its mask
@@ -1159,8 +1162,8 @@ class Recognizer:
         rows start at `base` in the probability batch): a reread from an Otsu mask, and, beside a sure digit, a
         reread from its grey pixels (ClassifyConfig.grey_rereads), one from `bare`, its mask without the lines
         along its edges (_without_edge_lines), and cuts into touching digits (see ClassifyConfig.second_look).
-        A reread already made (a lone one, in the first
-        round) is not made again: beside a digit it need only be as sure as a first reading."""
+        A reread already made (a lone one, in the first round) is not made again: beside a digit it need only be
+        as sure as a first reading."""
         cc = self.config.classify
         zoom = source[2]
         made = [h for h in options[i] if h.reread]

@@ -37,7 +37,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -66,10 +66,15 @@ class HarvestConfig:
     piece_max_area: float = 0.0
 
 
-def _iou(a, b) -> float:
+def _overlap(a, b) -> float:
+    """The area two (x, y, w, h) boxes share."""
     ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
     iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
-    inter = ix * iy
+    return ix * iy
+
+
+def _iou(a, b) -> float:
+    inter = _overlap(a, b)
     union = a[2] * a[3] + b[2] * b[3] - inter
     return inter / union if union > 0 else 0.0
 
@@ -81,13 +86,11 @@ def label_crop(box, truth_digits, cfg: HarvestConfig) -> int | None:
         return 10
     if ious[0][0] >= cfg.positive_iou and (len(ious) < 2 or ious[1][0] < cfg.other_iou):
         return ious[0][1]
-    if cfg.piece_max_area > 0 and box[2] * box[3] > 0:
-        area = box[2] * box[3]
+    area = box[2] * box[3]
+    if cfg.piece_max_area > 0 and area > 0:
         for t in truth_digits:
             tb = t["box"]
-            ix = max(0.0, min(box[0] + box[2], tb[0] + tb[2]) - max(box[0], tb[0]))
-            iy = max(0.0, min(box[1] + box[3], tb[1] + tb[3]) - max(box[1], tb[1]))
-            if ix * iy >= 0.9 * area and area <= cfg.piece_max_area * tb[2] * tb[3]:
+            if _overlap(box, tb) >= 0.9 * area and area <= cfg.piece_max_area * tb[2] * tb[3]:
                 return 10
     return None
 
@@ -206,8 +209,7 @@ def net_from_model(path: Path, expected_sha256: str | None = None):
     convs = [n for n in graph.node if n.op_type == "Conv"]
     gemm = [n for n in graph.node if n.op_type == "Gemm"]
     model, _ = nets.build("lens")
-    pairs = [(m, model.features[i][1]) for i, m in enumerate(model.features)
-             if isinstance(m, torch.nn.Sequential) for m in [m[0]]]
+    pairs = [(stage[0], stage[1]) for stage in model.features if isinstance(stage, torch.nn.Sequential)]  # conv, BN
     if len(convs) != len(pairs) or len(gemm) != 1:
         raise SystemExit(f"{path}: its graph is not the lens network's ({len(convs)} convolutions)")
     with torch.no_grad():
@@ -223,8 +225,8 @@ def net_from_model(path: Path, expected_sha256: str | None = None):
         head = model.head[-1]
         head.weight.copy_(torch.from_numpy(init[gemm[0].input[1]]))
         head.bias.copy_(torch.from_numpy(init[gemm[0].input[2]]))
-    fields = {f for f in T.TrainConfig.__dataclass_fields__}
-    tcfg = T.TrainConfig(**{k: v for k, v in loaded.metadata["train_config"].items() if k in fields})
+    known = {f.name for f in fields(T.TrainConfig)}  # the card's config holds its fine-tuning's too
+    tcfg = T.TrainConfig(**{k: v for k, v in loaded.metadata["train_config"].items() if k in known})
     return model, tcfg, loaded
 
 

@@ -950,8 +950,7 @@ def strip_edge_lines(mask: np.ndarray, cover: float = 0.85, edge: float = 0.25, 
     own stroke at its edge (a 1's, a 4's upright, a 7's bar, each as long as the digit) is no line. Upright and
     level lines are judged together: a box's sides hold its top and bottom, which are no writing either."""
     ink = (mask > 0).astype(np.uint8)
-    h, w = ink.shape
-    if min(h, w) < 8:
+    if min(ink.shape) < 8:
         return None
     bands: dict[int, list[tuple[int, int]]] = {}
     for axis in (0, 1):  # 0: upright lines (columns inked down the mask), 1: level ones (rows)
@@ -979,7 +978,7 @@ def strip_edge_lines(mask: np.ndarray, cover: float = 0.85, edge: float = 0.25, 
         rest = without(axes)
         kept = [axis for axis in axes if shorter_than_lines(rest, axis)]
         if kept == axes:
-            return rest * (mask.max() if mask.dtype == np.uint8 and mask.max() else 1)
+            return mask * rest  # the mask's own values where ink is left
         axes = kept
     return None
 

@@ -114,3 +114,37 @@ def test_dev_misses_lists_other_hand_photos_read_wrong(tmp_path, capsys):
         dev_misses.main(["--source", "other-hand", "--category", "nonsense", "--n", "1"])
     with pytest.raises(ValueError, match="2026"):
         dev_misses.hand_misses("boxes", 2026, 0, 1, "font")
+
+
+def test_second_network_counts_each_networks_mistakes_and_the_mean():
+    """benchmarks/second_network.py's tally: argmax mistakes per network, the mean only where the first is unsure,
+    and what the reader's bar keeps."""
+    import second_network as sn
+
+    def p(top: int, sure: float) -> list[float]:
+        row = [(1.0 - sure) / 10] * 11
+        row[top] = sure
+        return row
+    rows = [(3, True, p(3, 0.99), p(5, 0.9)),   # right and sure: the second's 5 is never asked
+            (4, True, p(9, 0.6), p(4, 0.99)),    # wrong and unsure: the mean reads 4
+            (10, True, p(1, 0.85), p(10, 0.9)),  # a not-digit read as 1, the second says none
+            (7, False, p(7, 0.7), p(1, 0.7))]    # a part: the mean is as unsure as either
+    out = sn.summarise(rows, min_confidence=0.8)
+    whole = out["whole"]
+    assert whole["first"] == {"digits": 2, "digits_wrong": 1, "not_digits": 1, "not_digits_read_as_digit": 1}
+    assert whole["second"] == {"digits": 2, "digits_wrong": 1, "not_digits": 1, "not_digits_read_as_digit": 0}
+    assert whole["mean_under_0.9"] == {"digits": 2, "digits_wrong": 0, "not_digits": 1, "not_digits_read_as_digit": 0,
+                                       "share_read_twice": round(2 / 3, 4)}
+    assert out["parts"]["first"]["digits_wrong"] == 0 and out["parts"]["second"]["digits_wrong"] == 1
+    bar = out["whole_at_reader_bar"]
+    assert bar["first"] == {"right": 1, "wrong": 0, "missed": 1, "not_digits_kept": 1}
+    assert bar["mean_under_0.99"] == {"right": 1, "wrong": 0, "missed": 1, "not_digits_kept": 0}
+
+
+def test_second_network_refuses_the_benchmarks_seed(tmp_path):
+    import second_network as sn
+
+    with pytest.raises(SystemExit, match="2026"):
+        sn.main(["--second", str(tmp_path / "m.onnx"), "--seeds", "7,2026"])
+    with pytest.raises(SystemExit, match="no such model"):
+        sn.main(["--second", str(tmp_path / "m.onnx")])

@@ -71,6 +71,8 @@ class DetectConfig:
     box_sides: bool = True  # a thin upright region both of whose ends rest on lines that remove_lines took is the side
     # of a box on a form (a comb of boxes for one digit each, a table's cell), no "1": a 1 crosses a ruled line or
     # ends short of it, and rarely meets one at each end (see ends_on_lines)
+    box_side_two_run_rows: float = 0.2  # ... and is one stroke, as a side is: where more of its rows than this cross
+    # ink twice, it is a loop (a 4's or a 9's top resting on a ruled line, its tail cut off by the next; 1.0: any)
     box_side_runs: int = 12  # straight upright runs at least this long (px) that stand between two lines remove_lines
     # took and stop there, two or more on the same pair of lines that end at the outer ones (a row of boxes on a
     # form, its tops and bottoms taken as lines; not ruled paper, whose lines go on), are box sides, taken out before
@@ -904,6 +906,13 @@ def continues_as_line(c: Candidate, ink: np.ndarray, cfg: DetectConfig) -> bool:
     return False
 
 
+def _two_run_rows(mask: np.ndarray) -> float:
+    """The share of a mask's rows with ink that hold two runs of it or more."""
+    starts = np.count_nonzero(np.diff(mask.astype(np.int8), axis=1, prepend=0) > 0, axis=1)
+    inked = starts > 0
+    return float(np.mean(starts[inked] > 1)) if inked.any() else 0.0
+
+
 def ends_on_lines(c: Candidate, lines: np.ndarray, cfg: DetectConfig, reach: int = 3) -> bool:
     """A thin, upright candidate (as in continues_as_line) whose stroke ends, at the top and at the bottom, within
     `reach` px of `lines` (the ruled lines remove_lines took, a 0/1 mask): the side of a drawn box whose top and
@@ -923,6 +932,8 @@ def ends_on_lines(c: Candidate, lines: np.ndarray, cfg: DetectConfig, reach: int
         return False
     slope, icpt = np.polyfit(t, centre[inked], 1)
     if abs(slope) > 0.2 or np.abs(centre[inked] - (slope * t + icpt)).max() > max(2.0, across):
+        return False
+    if _two_run_rows(c.mask[rows[0]:rows[-1] + 1]) > cfg.box_side_two_run_rows:
         return False
     H, W = lines.shape
     for row, step in ((rows[0], -1), (rows[-1], 1)):

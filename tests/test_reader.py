@@ -1778,6 +1778,13 @@ def test_ends_on_lines_and_is_frame_on_drawn_shapes():
     bow = np.zeros((78, 30), np.uint8)  # a curve from line to line (a 5's bowl cut by ruled lines) is no side
     cv2.ellipse(bow, (0, 39), (25, 38), 0, -90, 90, 1, 3)
     assert not detect.ends_on_lines(detect.Candidate((100, 52, 30, 78), bow, "dark"), lines, cfg)
+    four = np.zeros((78, 14), np.uint8)  # a narrow 4's loop on its stem, from line to line: two strokes, no side
+    four[:, 10:13] = 1
+    cv2.line(four, (10, 0), (1, 40), 1, 2)
+    cv2.line(four, (1, 40), (12, 40), 1, 2)
+    four_side = detect.Candidate((100, 52, 14, 78), four, "dark")
+    assert not detect.ends_on_lines(four_side, lines, cfg)
+    assert detect.ends_on_lines(four_side, lines, replace(cfg, box_side_two_run_rows=1.0))  # as a side before
     canvas = np.zeros((120, 120), np.int32)
     cv2.rectangle(canvas, (10, 10), (70, 100), 1, 2)  # a drawn box: label 1
     cv2.ellipse(canvas, (95, 50), (15, 30), 0, 0, 360, 2, 2)  # a 0: label 2

@@ -906,13 +906,6 @@ def continues_as_line(c: Candidate, ink: np.ndarray, cfg: DetectConfig) -> bool:
     return False
 
 
-def _two_run_rows(mask: np.ndarray) -> float:
-    """The share of a mask's rows with ink that hold two runs of it or more."""
-    starts = np.count_nonzero(np.diff(mask.astype(np.int8), axis=1, prepend=0) > 0, axis=1)
-    inked = starts > 0
-    return float(np.mean(starts[inked] > 1)) if inked.any() else 0.0
-
-
 def ends_on_lines(c: Candidate, lines: np.ndarray, cfg: DetectConfig, reach: int = 3) -> bool:
     """A thin, upright candidate (as in continues_as_line) whose stroke ends, at the top and at the bottom, within
     `reach` px of `lines` (the ruled lines remove_lines took, a 0/1 mask): the side of a drawn box whose top and
@@ -933,7 +926,8 @@ def ends_on_lines(c: Candidate, lines: np.ndarray, cfg: DetectConfig, reach: int
     slope, icpt = np.polyfit(t, centre[inked], 1)
     if abs(slope) > 0.2 or np.abs(centre[inked] - (slope * t + icpt)).max() > max(2.0, across):
         return False
-    if _two_run_rows(c.mask[rows[0]:rows[-1] + 1]) > cfg.box_side_two_run_rows:
+    runs = ink_runs(c.mask[rows[0]:rows[-1] + 1], axis=1)
+    if np.mean(runs[runs > 0] > 1) > cfg.box_side_two_run_rows:  # rows crossing ink twice: a loop
         return False
     H, W = lines.shape
     for row, step in ((rows[0], -1), (rows[-1], 1)):
@@ -1428,13 +1422,18 @@ def _resolve_polarity(candidates: list[Candidate], frame: tuple[int, int], cfg: 
     return kept
 
 
+def ink_runs(mask: np.ndarray, axis: int) -> np.ndarray:
+    """How many runs of ink (> 0) each column (axis 0) or row (axis 1) of a mask holds."""
+    ink = (mask > 0).astype(np.int8)
+    return np.count_nonzero(np.diff(ink, axis=axis, prepend=0) > 0, axis=axis)
+
+
 def cut_cost(mask: np.ndarray) -> np.ndarray:
     """Per column, what cutting a candidate there costs: its ink, plus the height for a column crossing two
     strokes or more (inside a 0, a 6 or an 8: a loop costs more than any single stroke), smoothed over 3."""
     h = mask.shape[0]
-    ink = (mask > 0).astype(np.int16)
-    profile = ink.sum(axis=0).astype(np.float32)
-    runs = np.maximum(0, np.diff(np.pad(ink, ((1, 0), (0, 0))), axis=0)).sum(axis=0)  # ink runs per column
+    profile = (mask > 0).sum(axis=0).astype(np.float32)
+    runs = ink_runs(mask, axis=0)
     return np.convolve(profile + np.where(runs >= 2, h, 0), np.ones(3, np.float32) / 3, mode="same")
 
 

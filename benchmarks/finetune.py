@@ -116,15 +116,21 @@ def _harvest_scene(job: tuple[str, int, HarvestConfig]) -> tuple[list[np.ndarray
     reader = _worker["reader"]
     img, truth = make_scene(kind, scene_rng(cfg.scene_seed, kind, index), split="train", mnist=_worker["mnist"])
     _, scale, all_crops, options = reader.candidate_crops(img)  # the reader's own crops, splits included
-    crops, labels = [], []
+    kept = labelled_rows(options, scale, truth["digits"], cfg)
+    return [all_crops[row] for row, _, _ in kept], [label for _, label, _ in kept]
+
+
+def labelled_rows(options, scale: float, truth_digits, cfg: HarvestConfig) -> list[tuple[int, int, bool]]:
+    """Per crop of Recognizer.candidate_crops' `options` (boxes in processing pixels, `scale` of the input) that
+    label_crop labels: (its row in the crops, its label, whether it is its region's whole crop, not a cut's part)."""
+    out = []
     for hyps in options:
-        for hyp in hyps:
+        for k, hyp in enumerate(hyps):
             for row, box in zip(hyp.rows, hyp.boxes):
-                label = label_crop(tuple(v / scale for v in box), truth["digits"], cfg)
+                label = label_crop(tuple(v / scale for v in box), truth_digits, cfg)
                 if label is not None:
-                    crops.append(all_crops[row])
-                    labels.append(label)
-    return crops, labels
+                    out.append((row, label, k == 0))
+    return out
 
 
 def load_harvest(path: Path, cfg: HarvestConfig) -> tuple[np.ndarray, np.ndarray] | None:

@@ -57,26 +57,18 @@ def _init(second: str) -> None:
 def _scene(job: tuple[str, int, int]) -> list[tuple[int, bool, list[float], list[float]]]:
     """(label, whole, first's probabilities, second's) per labelled crop of one development scene."""
     import scenes
-    from finetune import HarvestConfig, label_crop
+    from finetune import HarvestConfig, labelled_rows
 
     kind, seed, index = job
     first, second = _worker["first"], _worker["second"]
     image, truth = scenes.make_scene(kind, scenes.scene_rng(seed, kind, index), split="train", mnist=_worker["mnist"])
     _, scale, crops, options = first.candidate_crops(image)
-    rows, labels, whole = [], [], []
-    for hyps in options:
-        for k, hyp in enumerate(hyps):
-            for row, box in zip(hyp.rows, hyp.boxes):
-                label = label_crop(tuple(v / scale for v in box), truth["digits"], HarvestConfig())
-                if label is not None:
-                    rows.append(row)
-                    labels.append(label)
-                    whole.append(k == 0)
-    if not rows:
+    kept = labelled_rows(options, scale, truth["digits"], HarvestConfig())
+    if not kept:
         return []
-    batch = np.stack([crops[r] for r in rows])
-    return [(lab, w, a.tolist(), b.tolist())
-            for lab, w, a, b in zip(labels, whole, first.classify(batch), second.classify(batch))]
+    batch = np.stack([crops[row] for row, _, _ in kept])
+    return [(label, whole, a.tolist(), b.tolist())
+            for (_, label, whole), a, b in zip(kept, first.classify(batch), second.classify(batch))]
 
 
 def mistakes(p: np.ndarray, labels: np.ndarray) -> dict[str, int]:

@@ -245,6 +245,8 @@ class GroupConfig:
     # numbers -1/-5/-2/-4: pieces of broken digits stand between digits too
     boxed_gap: float = 1.5  # two digits each in a box drawn round it (a form's row of boxes) are one number up to
     # this x the digit height apart: the boxes, not the writer, set the spacing
+    rows: bool = True  # lines too far apart to link, standing in one row of the page (the numbers of a form's or
+    # a table's row, a sudoku's digits), are read left to right (in_reading_order); off: by height alone
 
 
 @dataclass(frozen=True)
@@ -353,6 +355,39 @@ def group_lines(digits: Sequence[Digit], cfg: GroupConfig = GroupConfig()) -> li
     return [[digits[k] for k in chain] for chain in lines]
 
 
+def in_reading_order(lines: list[list[Digit]], cfg: GroupConfig = GroupConfig()) -> list[list[Digit]]:
+    """Lines (group_lines' chains) in reading order: chains that stand in one row of the page, too far apart for
+    group_lines to link them (the numbers of a form's or a table's row, the digits of a sudoku's row), left to
+    right; rows top to bottom. Sorted by height alone, a number a little higher than the one on its left came
+    first. A chain joins a row when its centre, measured across the page's slope, lies within line_overlap x the
+    taller's height of every chain in the row, and it overlaps none of them left to right; else it starts a row of
+    its own. The slope is the median of the chains' own (least squares through their digits' centres, within
+    link_slope), of those at least two digit heights long: a pair of neighbours tells it too roughly to carry
+    across a page; with none, the page is taken as level."""
+    if len(lines) < 2:
+        return lines
+    height = [float(statistics.median(d.box[3] for d in line)) for line in lines]
+    slopes = []
+    for line, h in zip(lines, height):
+        cx = np.array([d.box[0] + d.box[2] / 2 for d in line])
+        if len(line) >= 2 and cx[-1] - cx[0] >= 2 * h:
+            cy = np.array([d.box[1] + d.box[3] / 2 for d in line])
+            slopes.append(float(np.dot(cx - cx.mean(), cy - cy.mean()) / np.dot(cx - cx.mean(), cx - cx.mean())))
+    slope = float(np.clip(statistics.median(slopes), -cfg.link_slope, cfg.link_slope)) if slopes else 0.0
+    level = [float(np.mean([d.box[1] + d.box[3] / 2 - slope * (d.box[0] + d.box[2] / 2) for d in line])) for line in lines]
+    span = [(min(d.box[0] for d in line), max(d.box[0] + d.box[2] for d in line)) for line in lines]
+    rows: list[list[int]] = []
+    for i in sorted(range(len(lines)), key=lambda k: level[k]):
+        fits = [r for r in rows if all(abs(level[i] - level[k]) <= cfg.line_overlap * max(height[i], height[k]) and
+                                       (span[i][1] <= span[k][0] or span[k][1] <= span[i][0]) for k in r)]
+        if fits:
+            min(fits, key=lambda r: abs(level[i] - float(np.mean([level[k] for k in r])))).append(i)
+        else:
+            rows.append([i])
+    rows.sort(key=lambda r: float(np.mean([level[k] for k in r])))
+    return [lines[k] for r in rows for k in sorted(r, key=lambda k: span[k][0])]
+
+
 def group_numbers(digits: Sequence[Digit], cfg: GroupConfig = GroupConfig(), boxed: frozenset = frozenset(),
                   marks: Sequence[tuple[int, int, int, int]] = ()) -> tuple[tuple[Digit, ...], tuple[Number, ...]]:
     """Put digits in reading order and group them into numbers (indices into the returned digits). `boxed`: the
@@ -360,7 +395,8 @@ def group_numbers(digits: Sequence[Digit], cfg: GroupConfig = GroupConfig(), box
     digit; one standing in the gap between two digits of a line parts them (GroupConfig.mark_splits)."""
     ordered: list[Digit] = []
     numbers: list[Number] = []
-    for line in group_lines(digits, cfg):
+    lines = group_lines(digits, cfg)
+    for line in (in_reading_order(lines, cfg) if cfg.rows else lines):
         height = float(statistics.median(d.box[3] for d in line))  # short lists: statistics beats numpy here
         split = cfg.number_gap * height
         if cfg.spacing_factor and len(line) >= 3:

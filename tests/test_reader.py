@@ -282,6 +282,46 @@ def test_group_numbers_reading_order_and_gaps():
 
 
 
+def test_numbers_far_apart_in_one_row_are_read_left_to_right():
+    """Numbers too far apart for group_lines to link them (a form's or a table's row, a sudoku's digits) are read
+    row by row, left to right: sorted by height alone, a number written a little higher than the one on its
+    left came first (GroupConfig.rows). Rows stay apart: the next row, a digit height lower, comes after."""
+    def d(v, x, y, w=20, h=30):
+        return Digit(v, 0.9, (x, y, w, h), ((v, 0.9),))
+    row = [d(5, 10, 110), d(3, 200, 104), d(8, 400, 100)]  # each ~6 digit heights from the next, rising
+    below = [d(2, 20, 160), d(7, 300, 158)]  # the next row: 50 px lower
+    digits = below + row[::-1]
+    assert [n.text for n in group_numbers(digits)[1]] == ["5", "3", "8", "2", "7"]
+    assert [n.text for n in group_numbers(digits, GroupConfig(rows=False))[1]] == ["8", "3", "5", "7", "2"]
+    # Two rows of a page held at 10 degrees: heights are taken across the slope the numbers themselves show, so
+    # the right-hand number of the upper row, 70 px above its row's left, stays in its row, and the lower row in
+    # its own though its right-hand number stands higher than the upper row's left-hand one.
+    slope = np.tan(np.radians(-10))
+    def number(text, x, y):
+        return [d(int(ch), x + 24 * k, int(round(y + slope * (x + 24 * k)))) for k, ch in enumerate(text)]
+    upper = number("1234", 10, 200) + number("56", 400, 200)
+    lower = number("7890", 10, 265) + number("12", 400, 265)
+    assert [n.text for n in group_numbers(lower + upper)[1]] == ["1234", "56", "7890", "12"]
+    assert lower[-1].box[1] < upper[0].box[1]  # (the lower row's right-hand number stands higher)
+    assert [n.text for n in group_numbers(lower + upper, GroupConfig(rows=False))[1]] != ["1234", "56", "7890", "12"]
+
+
+def test_a_grid_of_digits_reads_row_by_row(core_reader, core_mnist):
+    """A 3x3 grid with a digit in most cells, each a little higher than the one on its left (a page held at a
+    small angle): read row by row, left to right, as the digits stand in the grid."""
+    page = paper(h=420, w=420, gradient=False)
+    cell, x0, y0 = 110, 45, 45
+    for k in range(4):
+        cv2.line(page, (x0, y0 + k * cell), (x0 + 3 * cell, y0 + k * cell), (40, 40, 40), 2)
+        cv2.line(page, (x0 + k * cell, y0), (x0 + k * cell, y0 + 3 * cell), (40, 40, 40), 2)
+    rows = ["4 9", "728", "3 6"]
+    for r, text in enumerate(rows):
+        for c, ch in enumerate(text):
+            if ch != " ":
+                write_digits(page, pick(core_mnist, ch, 3 * r + c), x0 + c * cell + 35, y0 + r * cell + 32 - 6 * c, 44)
+    assert core_reader.read(page).text.replace(" ", "") == "49728" "36"
+
+
 def test_a_loosely_spaced_number_stays_one_but_a_gap_of_a_digit_height_splits():
     """A number splits where a gap is wider than 0.6 digit heights, or, in a line of three digits or more, wider than
     2.5 x the line's median gap, if that is more (GroupConfig.spacing_factor): a writer who spaces loosely leaves

@@ -370,7 +370,7 @@ def in_reading_order(lines: list[list[Digit]], cfg: GroupConfig = GroupConfig())
     slopes = []
     for line, h in zip(lines, height):
         cx = np.array([d.box[0] + d.box[2] / 2 for d in line])
-        if len(line) >= 2 and cx[-1] - cx[0] >= 2 * h:
+        if len(line) >= 2 and cx[-1] - cx[0] >= max(2 * h, 1.0):
             cy = np.array([d.box[1] + d.box[3] / 2 for d in line])
             slopes.append(float(np.dot(cx - cx.mean(), cy - cy.mean()) / np.dot(cx - cx.mean(), cx - cx.mean())))
     slope = float(np.clip(statistics.median(slopes), -cfg.link_slope, cfg.link_slope)) if slopes else 0.0

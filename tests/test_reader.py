@@ -8,6 +8,7 @@ import json
 from dataclasses import replace
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import cv2
@@ -304,6 +305,14 @@ def test_numbers_far_apart_in_one_row_are_read_left_to_right():
     assert [n.text for n in group_numbers(lower + upper)[1]] == ["1234", "56", "7890", "12"]
     assert lower[-1].box[1] < upper[0].box[1]  # (the lower row's right-hand number stands higher)
     assert [n.text for n in group_numbers(lower + upper, GroupConfig(rows=False))[1]] != ["1234", "56", "7890", "12"]
+    rng = np.random.default_rng(0)  # any boxes, degenerate ones too: every digit in exactly one number, no warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(2000):
+            digits = [d(int(v), *map(int, rng.integers(0, 60, 2)), *map(int, rng.integers(0, 4, 2)))
+                      for v in rng.integers(0, 10, rng.integers(0, 10))]
+            ordered, numbers = group_numbers(digits)
+            assert sorted(i for n in numbers for i in n.digits) == list(range(len(digits))) == list(range(len(ordered)))
 
 
 def test_a_grid_of_digits_reads_row_by_row(core_reader, core_mnist):

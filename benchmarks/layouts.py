@@ -110,7 +110,8 @@ def _table(rng: np.random.Generator, pool, w: int, h: int) -> tuple[np.ndarray, 
 
 
 def _grid(rng: np.random.Generator, pool, w: int, h: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """(ink layer, rule layer, numbers) of a sudoku: a 9x9 grid, a third of its cells with a digit, none side by side."""
+    """(ink layer, rule layer, numbers) of a sudoku: a 9x9 grid, a third of its cells with a digit, none side by
+    side."""
     cell = rng.uniform(52, 70)
     x0, y0 = (w - 9 * cell) / 2, (h - 9 * cell) / 2
     ink, rules = np.zeros((h, w), np.uint8), np.zeros((h, w), np.uint8)
@@ -144,7 +145,8 @@ def write(rng: np.random.Generator, layout: str, pool, max_angle: float = 6.0) -
     paper = np.float32(rng.uniform(200, 250, 3))
     img = np.empty((h, w, 3), np.float32)
     img[:] = paper
-    for layer, colour in ((rule_layer, np.float32(rng.uniform(60, 160, 3))), (ink_layer, np.float32(rng.uniform(10, 70, 3)))):
+    for layer, colour in ((rule_layer, np.float32(rng.uniform(60, 160, 3))),
+                          (ink_layer, np.float32(rng.uniform(10, 70, 3)))):
         a = (layer.astype(np.float32) / 255)[..., None]
         img = img * (1 - a) + colour * a
     # the camera: the page held a little askew, a little perspective, focus, noise, JPEG

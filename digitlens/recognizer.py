@@ -247,6 +247,7 @@ class GroupConfig:
     # this x the digit height apart: the boxes, not the writer, set the spacing
     rows: bool = True  # lines too far apart to link, standing in one row of the page (the numbers of a form's or
     # a table's row, a sudoku's digits), are read left to right (in_reading_order); off: by height alone
+    row_max_slope: float = 0.2  # ... and the slope of those rows is searched up to this (0: the chains' own alone)
 
 
 @dataclass(frozen=True)
@@ -361,9 +362,10 @@ def in_reading_order(lines: list[list[Digit]], cfg: GroupConfig = GroupConfig())
     right; rows top to bottom. Sorted by height alone, a number a little higher than the one on its left came
     first. A chain joins a row when its centre, measured across the page's slope, lies within line_overlap x the
     taller's height of every chain in the row, and it overlaps none of them left to right; else it starts a row of
-    its own. The slope is the median of the chains' own (least squares through their digits' centres, within
-    link_slope), of those at least two digit heights long: a pair of neighbours tells it too roughly to carry
-    across a page; with none, the page is taken as level."""
+    its own. The slope: the median of the chains' own (least squares through their digits' centres, within
+    link_slope), of those at least two digit heights long (a pair of neighbours tells it too roughly to carry
+    across a page), else level; unless the chains themselves line up in rows better across another (_row_slope:
+    a sudoku's lone digits tell the slope of its rows)."""
     if len(lines) < 2:
         return lines
     height = [float(statistics.median(d.box[3] for d in line)) for line in lines]
@@ -374,8 +376,13 @@ def in_reading_order(lines: list[list[Digit]], cfg: GroupConfig = GroupConfig())
             cy = np.array([d.box[1] + d.box[3] / 2 for d in line])
             slopes.append(float(np.dot(cx - cx.mean(), cy - cy.mean()) / np.dot(cx - cx.mean(), cx - cx.mean())))
     slope = float(np.clip(statistics.median(slopes), -cfg.link_slope, cfg.link_slope)) if slopes else 0.0
-    level = [float(np.mean([d.box[1] + d.box[3] / 2 - slope * (d.box[0] + d.box[2] / 2) for d in line])) for line in lines]
     span = [(min(d.box[0] for d in line), max(d.box[0] + d.box[2] for d in line)) for line in lines]
+    if cfg.row_max_slope:
+        centre = np.array([[np.mean([d.box[0] + d.box[2] / 2 for d in line]),
+                            np.mean([d.box[1] + d.box[3] / 2 for d in line])] for line in lines])
+        slope = _row_slope(centre, np.array(height), np.array(span, np.float64), slope, cfg.row_max_slope)
+    level = [float(np.mean([d.box[1] + d.box[3] / 2 - slope * (d.box[0] + d.box[2] / 2) for d in line]))
+             for line in lines]
     rows: list[list[int]] = []
     for i in sorted(range(len(lines)), key=lambda k: level[k]):
         fits = [r for r in rows if all(abs(level[i] - level[k]) <= cfg.line_overlap * max(height[i], height[k]) and
@@ -386,6 +393,28 @@ def in_reading_order(lines: list[list[Digit]], cfg: GroupConfig = GroupConfig())
             rows.append([i])
     rows.sort(key=lambda r: float(np.mean([level[k] for k in r])))
     return [lines[k] for r in rows for k in sorted(r, key=lambda k: span[k][0])]
+
+
+def _row_slope(centre: np.ndarray, height: np.ndarray, span: np.ndarray, prior: float, max_slope: float) -> float:
+    """The slope (dy/dx, within max_slope, in steps of 0.005) across which the chains whose `centre`s (x, y),
+    heights and `span`s (x0, x1) are given stand in rows best: the most pairs of chains side by side (apart left
+    to right) within a quarter of the taller's height of each other, measured across it. `prior` unless another
+    lines up at least two pairs more (one pair lines up across some slope wherever its chains stand); among
+    equals, the nearest to it."""
+    n = len(centre)
+    i, j = np.triu_indices(n, 1)
+    apart = (span[i, 1] <= span[j, 0]) | (span[j, 1] <= span[i, 0])
+    if np.count_nonzero(apart) < 2:
+        return prior
+    i, j = i[apart], j[apart]
+    dx, dy = centre[j, 0] - centre[i, 0], centre[j, 1] - centre[i, 1]
+    tol = 0.25 * np.maximum(height[i], height[j])
+    slopes = np.append(np.arange(-max_slope, max_slope + 1e-9, 0.005), prior)
+    counts = (np.abs(dy[None, :] - slopes[:, None] * dx[None, :]) <= tol[None, :]).sum(axis=1)
+    if counts.max() < counts[-1] + 2:
+        return prior
+    best = np.flatnonzero(counts == counts.max())
+    return float(slopes[best[np.argmin(np.abs(slopes[best] - prior))]])
 
 
 def group_numbers(digits: Sequence[Digit], cfg: GroupConfig = GroupConfig(), boxed: frozenset = frozenset(),

@@ -305,6 +305,16 @@ def test_numbers_far_apart_in_one_row_are_read_left_to_right():
     assert [n.text for n in group_numbers(lower + upper)[1]] == ["1234", "56", "7890", "12"]
     assert lower[-1].box[1] < upper[0].box[1]  # (the lower row's right-hand number stands higher)
     assert [n.text for n in group_numbers(lower + upper, GroupConfig(rows=False))[1]] != ["1234", "56", "7890", "12"]
+    # Lone digits only (a sudoku's, never two side by side, over 4 heights apart), on a page turned 6 degrees: no
+    # number is long enough to tell the slope, but the digits line up in rows across it (GroupConfig.row_max_slope);
+    # taken as level, the rows mix.
+    grid = {(0, 0): 5, (0, 3): 3, (0, 6): 8, (1, 1): 2, (1, 4): 7, (1, 8): 1, (2, 0): 4, (2, 5): 9, (2, 7): 6}
+    tilt = np.tan(np.radians(6))
+    lone = [d(v, 20 + 150 * c, int(round(40 + 65 * r + tilt * 150 * c))) for (r, c), v in grid.items()]
+    assert "".join(n.text for n in group_numbers(lone[::-1])[1]) == "538271496"
+    assert "".join(n.text for n in group_numbers(lone[::-1], GroupConfig(row_max_slope=0.0))[1]) != "538271496"
+    # ... but two lone digits far apart at different heights are two rows: one pair lines up across some slope
+    assert [n.text for n in group_numbers([d(3, 400, 60), d(5, 10, 10)])[1]] == ["5", "3"]
     rng = np.random.default_rng(0)  # any boxes, degenerate ones too: every digit in exactly one number, no warning
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -242,10 +242,11 @@ def main(argv: list[str] | None = None) -> int:
               "command": " ".join(["python benchmarks/layouts.py", *(sys.argv[1:] if argv is None else argv)]),
               "machine": info, "uncommitted": changed, "source": args.source, "seed": args.seed,
               "n_per_layout": args.n, "layouts": results,
-              "note": ("Pages written by this script's own compositor. GroupConfig.rows (the 'current' column) was "
-                       "written against a probe of sudoku grids of MNIST *training* digits and checked on dev scenes "
-                       "of scenes.py (training digits, seeds 7-10) and other_hand.py's dev sets; 'before' is this "
-                       "code with rows off.")}
+              "note": ("Pages written by this script's own compositor. GroupConfig.rows (35a3267, the 'current' "
+                       "column) was written against a probe of sudoku grids of MNIST *training* digits and checked "
+                       "on dev scenes of scenes.py (training digits, seeds 7-10) and other_hand.py's dev sets; "
+                       "GroupConfig.row_max_slope (054fae3) was chosen with this script on MNIST *training* digits "
+                       "(seed 7) and fonts (seed 8), never on seed 2026. 'before' is this code with rows off.")}
     out = args.out or RESULTS / f"layouts-{args.source}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")

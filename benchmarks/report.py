@@ -283,6 +283,29 @@ def other_hand_section() -> list[str]:
     return out + [""]
 
 
+def layouts_section() -> list[str]:
+    """Pages laid out in rows (layouts.py): tables and sudoku grids, read in order, before and with row ordering."""
+    data = {src: load(f"layouts-{src}.json") for src in ("mnist", "font")}
+    data = {src: d for src, d in data.items() if d}
+    if not data:
+        return []
+    first = next(iter(data.values()))
+    out = ["### Pages laid out in rows (`python benchmarks/layouts.py [--source font]`)", "",
+           f"Tables (2-5 rows of 2-4 numbers in columns) and sudoku grids (a third of 81 cells with a digit), "
+           f"{first['n_per_layout']} pages each (seed {first['seed']}), turned up to 6 degrees, with MNIST *test* "
+           "digits or Hershey fonts, written by this script's own compositor. 'Exact': every number read, in "
+           "reading order (rows top to bottom, each left to right); 'same digits': every digit read right, in any "
+           "order. 'Before' is this code with numbers too far apart to link into one line sorted by height alone "
+           "(`GroupConfig.rows` off). Files: " + ", ".join(f"`layouts-{s}.json`" for s in data) + ".", "",
+           "| layout | digits | exact, before | exact, now | same digits | median ms |",
+           "| --- | --- | --- | --- | --- | --- |"]
+    for src, d in data.items():
+        for layout, r in d["layouts"].items():
+            out.append(f"| {layout} | {src} | {pct(r['before']['exact'], 0)} | {pct(r['current']['exact'], 0)} | "
+                       f"{pct(r['current']['same_digits'], 0)} | {r['current']['median_ms']:.1f} |")
+    return out + [""]
+
+
 def crops_section() -> list[str]:
     path = RESULTS / "crops-mnist.json"
     if not path.exists():
@@ -319,7 +342,7 @@ def fuzz_section() -> list[str]:
 
 def build() -> str:
     lines = [*train_section(), *read_section(), *live_section(),
-             *serve_section(), *speed_vs_section(), *other_hand_section(),
+             *serve_section(), *speed_vs_section(), *other_hand_section(), *layouts_section(),
              *crops_section(), *fuzz_section()]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -54,3 +54,16 @@ def uncommitted() -> list[str]:
     except (OSError, subprocess.SubprocessError):
         return []
     return [line[3:] for line in out.splitlines() if line.strip()]
+
+
+def digits_by_label(source: str) -> list | None:
+    """A compositor's digit images for its --source: MNIST images by label (item d: the images of digit d) from
+    the *test* split for "mnist" (a benchmark's digits) or the *training* split for "mnist-train" (development
+    data); None for "font" (the compositor draws Hershey fonts)."""
+    if source == "font":
+        return None
+    from digitlens.data import load_mnist
+
+    m = load_mnist(mirrors=False)
+    x, y = (m.x_test, m.y_test) if source == "mnist" else (m.x_train, m.y_train)
+    return [x[y == d] for d in range(10)]

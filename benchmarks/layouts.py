@@ -38,7 +38,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import machine_info, uncommitted  # noqa: E402
+from common import digits_by_label, machine_info, uncommitted  # noqa: E402
 from other_hand import FONTS, font_glyphs, mnist_glyphs  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
@@ -223,12 +223,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.source == "mnist-train" and args.seed == BENCHMARK_SEED:
         ap.error(f"development runs (--source mnist-train) take another seed than the benchmark's ({BENCHMARK_SEED})")
     cv2.setNumThreads(1)
-    pool = None
-    if args.source != "font":
-        from digitlens.data import load_mnist
-        m = load_mnist(mirrors=False)
-        x, y = (m.x_test, m.y_test) if args.source == "mnist" else (m.x_train, m.y_train)
-        pool = [x[y == d] for d in range(10)]
+    pool = digits_by_label(args.source)
     if args.save_failures:
         args.save_failures.mkdir(parents=True, exist_ok=True)
     info, changed = machine_info(), uncommitted()

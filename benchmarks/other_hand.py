@@ -43,7 +43,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from common import machine_info, uncommitted  # noqa: E402
+from common import digits_by_label, machine_info, uncommitted  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results"
 CATEGORIES = ("plain", "marker", "hairline", "pencil", "red", "colour", "board", "tiny", "huge", "hugemarker",
@@ -351,11 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown or not cats or args.n < 1:
         ap.error(f"unknown categories {unknown}" if unknown else "need at least one category and --n >= 1")
     cv2.setNumThreads(1)
-    pool = None
-    if args.source == "mnist":
-        from digitlens.data import load_mnist
-        mnist = load_mnist(mirrors=False)
-        pool = [mnist.x_test[mnist.y_test == d] for d in range(10)]
+    pool = digits_by_label(args.source)
     if args.save_failures:
         args.save_failures.mkdir(parents=True, exist_ok=True)
     info, changed = machine_info(), uncommitted()

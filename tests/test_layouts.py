@@ -15,14 +15,9 @@ import layouts  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def pool():
-    """MNIST training digits by label, or a skip when MNIST is not cached."""
-    from digitlens.data import DataError, load_mnist
-    try:
-        m = load_mnist(mirrors=False)
-    except DataError as e:
-        pytest.skip(f"MNIST not cached: {e}")
-    return [m.x_train[m.y_train == d] for d in range(10)]
+def pool(core_mnist):
+    """MNIST training digits by label."""
+    return [core_mnist.x_train[core_mnist.y_train == d] for d in range(10)]
 
 
 @pytest.mark.parametrize("source", ["mnist", "font"])

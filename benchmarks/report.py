@@ -1,6 +1,7 @@
 """Write the README's benchmark tables from benchmarks/results/*.json (never typed by hand).
 
-    python benchmarks/report.py            # rewrites the block between <!-- bench:start --> and <!-- bench:end -->
+    python benchmarks/report.py            # rewrites the block between <!-- bench:start --> and <!-- bench:end -->,
+                                           # and the targets at a glance between <!-- glance:start/end -->
     python benchmarks/report.py --print    # prints it instead
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
+GLANCE_START, GLANCE_END = "<!-- glance:start -->", "<!-- glance:end -->"
 
 
 def load(name: str) -> dict[str, Any] | None:
@@ -151,6 +153,51 @@ def read_section() -> list[str]:
             for kind, counts in causes.items():
                 out.append(f"| {kind} | " + " | ".join(str(counts.get(c, 0)) for c in order) + " |")
     return out + [""]
+
+
+def glance_section() -> list[str]:
+    """Every target of the reader, live video and serving on one screen: measured, met or not, and the file."""
+    rows = []
+    read = load("read-digitlens.json")
+    if read:
+        k, sp = read["per_kind"], read.get("speed", {})
+        prec, rec = k["numbers"]["precision"], k["numbers"]["recall"]
+        cls = read.get("classify_digits_per_s_all_cores") or 0
+        ms = sp.get("median_ms_1280x720")
+        rows += [("single-digit photos read exactly", "≥ 98%", pct(k["single"]["exact"], 1), k["single"]["exact"] >= 0.98),
+                 ("number photos read exactly", "≥ 92%", pct(k["numbers"]["exact"], 1), k["numbers"]["exact"] >= 0.92),
+                 ("digit precision / recall in numbers", "≥ 98%", f"{pct(prec, 1)} / {pct(rec, 1)}", min(prec, rec) >= 0.98),
+                 ("pages without digits read empty", "≥ 97%", pct(k["empty"]["pages_read_empty"], 1),
+                  k["empty"]["pages_read_empty"] >= 0.97),
+                 ("1280x720 photo, one core, median", "≤ 30 ms", "–" if ms is None else f"{ms:.1f} ms",
+                  ms is not None and ms <= 30),
+                 ("classification, both cores", "≥ 5,000 digits/s", f"{cls:,.0f} digits/s", cls >= 5000)]
+        rows = [(*r, "read-digitlens.json") for r in rows]
+    ev = load("evaluate-lens.json")
+    if ev and ev.get("accuracy") is not None:
+        rows.append(("MNIST test accuracy of the shipped model", "≥ 99.70%", pct(ev["accuracy"]),
+                     ev["accuracy"] >= 0.997 - 1e-9, "evaluate-lens.json"))
+    live = load("live-640x480.json")
+    if live:
+        rows.append(("live video, 640x480, frames per second", "≥ 30", f"{live['summary']['fps_median']:.1f}",
+                     live["targets_met"]["fps >= 30"], "live-640x480.json"))
+    serve = load("serve-vm.json")
+    if serve:
+        t, c, lat = serve["targets"], serve["checks"], serve["http_read"]["latency_ms"]
+        rows += [("`POST /api/read`, 8 clients, p50 / p99", f"≤ {t['read_p50_ms']:.0f} / {t['read_p99_ms']:.0f} ms",
+                  f"{lat['p50']:.0f} / {lat['p99']:.0f} ms", None, "serve-vm.json"),
+                 ("WebSocket readings per second per client", f"≥ {t['ws_readings_per_s']:.0f}",
+                  f"{serve['ws_stream']['readings_per_s_min']:.1f}", c["ws_readings_per_s"], "serve-vm.json")]
+    if not rows:
+        return []
+    out = ["| target | wanted | measured | | file in `benchmarks/results/` |", "| --- | --- | --- | --- | --- |"]
+    for what, want, got, met, name in rows:
+        if met is None:  # p50 and p99 judged apart
+            met_text = " / ".join(("met" if c[key] else "**not met**") for key in ("read_p50", "read_p99"))
+        else:
+            met_text = ok(met)
+        out.append(f"| {what} | {want} | {got} | {met_text} | `{name}` |")
+    return out
 
 
 def live_section() -> list[str]:
@@ -362,7 +409,12 @@ def main() -> int:
         return 1
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    readme.write_text(f"{head}{START}\n{block}{END}{tail}")
+    text = f"{head}{START}\n{block}{END}{tail}"
+    if GLANCE_START in text and GLANCE_END in text:  # the targets at a glance, under "Where it stands"
+        head, rest = text.split(GLANCE_START, 1)
+        _, tail = rest.split(GLANCE_END, 1)
+        text = f"{head}{GLANCE_START}\n" + "\n".join(glance_section()) + f"\n{GLANCE_END}{tail}"
+    readme.write_text(text)
     print("README.md benchmark tables updated")
     return 0
 

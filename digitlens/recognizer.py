@@ -369,20 +369,16 @@ def in_reading_order(lines: list[list[Digit]], cfg: GroupConfig = GroupConfig())
     if len(lines) < 2:
         return lines
     height = [float(statistics.median(d.box[3] for d in line)) for line in lines]
-    slopes = []
-    for line, h in zip(lines, height):
-        cx = np.array([d.box[0] + d.box[2] / 2 for d in line])
-        if len(line) >= 2 and cx[-1] - cx[0] >= max(2 * h, 1.0):
-            cy = np.array([d.box[1] + d.box[3] / 2 for d in line])
-            slopes.append(float(np.dot(cx - cx.mean(), cy - cy.mean()) / np.dot(cx - cx.mean(), cx - cx.mean())))
+    cxs = [np.array([d.box[0] + d.box[2] / 2 for d in line]) for line in lines]  # each line's digit centres
+    cys = [np.array([d.box[1] + d.box[3] / 2 for d in line]) for line in lines]
+    slopes = [float(np.dot(cx - cx.mean(), cy - cy.mean()) / np.dot(cx - cx.mean(), cx - cx.mean()))
+              for cx, cy, h in zip(cxs, cys, height) if len(cx) >= 2 and cx[-1] - cx[0] >= max(2 * h, 1.0)]
     slope = float(np.clip(statistics.median(slopes), -cfg.link_slope, cfg.link_slope)) if slopes else 0.0
     span = [(min(d.box[0] for d in line), max(d.box[0] + d.box[2] for d in line)) for line in lines]
     if cfg.row_max_slope:
-        centre = np.array([[np.mean([d.box[0] + d.box[2] / 2 for d in line]),
-                            np.mean([d.box[1] + d.box[3] / 2 for d in line])] for line in lines])
+        centre = np.array([[cx.mean(), cy.mean()] for cx, cy in zip(cxs, cys)])
         slope = _row_slope(centre, np.array(height), np.array(span, np.float64), slope, cfg.row_max_slope)
-    level = [float(np.mean([d.box[1] + d.box[3] / 2 - slope * (d.box[0] + d.box[2] / 2) for d in line]))
-             for line in lines]
+    level = [float(np.mean(cy - slope * cx)) for cx, cy in zip(cxs, cys)]
     rows: list[list[int]] = []
     for i in sorted(range(len(lines)), key=lambda k: level[k]):
         fits = [r for r in rows if all(abs(level[i] - level[k]) <= cfg.line_overlap * max(height[i], height[k]) and
